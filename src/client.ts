@@ -1,0 +1,225 @@
+import postgres from 'postgres';
+import { Kysely } from 'kysely';
+import { PostgresJSDialect } from 'kysely-postgres-js';
+import { z } from 'zod';
+import { openPool, POOL_SIZE_DEFAULT } from './db/pool.js';
+import { executorFor, postgresExecutor, type Executor } from './db/executor.js';
+import { channelFor, checkSchemaName, quoteSchema, SCHEMA_DEFAULT } from './db/identifier.js';
+import type { Database } from './db/tables.js';
+import {
+  IllegalTransitionError,
+  JobNotFoundError,
+  UniqueConflictError,
+  ValidationError,
+  toFieldIssues,
+} from './errors.js';
+import { toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
+import { jobInputJson, type JobOptions, type WriteOptions } from './job-options.js';
+import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js';
+import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
+import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
+import { runMigrations, type MigrationReport } from './migrate/migrate.js';
+
+/** How to reach the database. */
+export interface SpoolOptions {
+  /** postgres:// URL. Defaults to the DATABASE_URL environment variable. */
+  connectionString?: string;
+  /** Bring your own postgres.js pool instead; `close()` leaves it open. */
+  sql?: postgres.Sql;
+  /** The schema that holds Spool's tables (`spool`). */
+  schema?: string;
+  /** Connections in the pool Spool opens (10). */
+  poolSize?: number;
+}
+
+const spoolOptionsSchema = z.strictObject({
+  connectionString: z.string().min(1, { error: 'must not be empty' }).optional(),
+  sql: z.custom<postgres.Sql>((v) => typeof v === 'function' && typeof (v as postgres.Sql).unsafe === 'function', {
+    error: 'expected a postgres.js instance: postgres(url)',
+  }).optional(),
+  schema: z.string().optional(),
+  poolSize: z.number().int().min(1, { error: 'must be at least 1' }).max(1000).optional(),
+});
+
+/** One job of an `enqueueMany` batch. */
+export type EnqueueItem<J extends AnyJobDefinition | string = AnyJobDefinition | string> = {
+  /** A job definition (payload type-checked and validated) or a bare kind. */
+  job: J;
+  payload?: PayloadOf<J>;
+} & JobOptions;
+
+/**
+ * The Spool client: enqueue, inspect, cancel and retry jobs.
+ * Create it with `createSpool`; call `close()` when done.
+ */
+export class Spool {
+  /** The schema that holds Spool's tables. */
+  readonly schema: string;
+  /** The postgres.js pool Spool uses. */
+  readonly sql: postgres.Sql;
+  /** A Kysely instance over the same pool, typed with Spool's tables. */
+  readonly db: Kysely<Database>;
+
+  readonly #ownsPool: boolean;
+  readonly #pool: Executor;
+  readonly #channel: string;
+  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string };
+
+  constructor(options: SpoolOptions = {}) {
+    const parsed = spoolOptionsSchema.safeParse(options);
+    if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
+    this.schema = checkSchemaName(options.schema ?? SCHEMA_DEFAULT);
+    const connectionString = options.connectionString ?? process.env.DATABASE_URL;
+    if (options.sql) {
+      this.sql = options.sql;
+      this.#ownsPool = false;
+    } else if (connectionString) {
+      this.sql = openPool(connectionString, { max: options.poolSize ?? POOL_SIZE_DEFAULT });
+      this.#ownsPool = true;
+    } else {
+      throw new ValidationError([
+        {
+          path: 'connectionString',
+          message: 'no database given: pass connectionString (postgres://user:pass@host:5432/db), an sql pool, or set DATABASE_URL',
+        },
+      ]);
+    }
+    this.db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: this.sql }) });
+    this.#pool = postgresExecutor(this.sql, true);
+    this.#channel = channelFor(this.schema);
+    const q = quoteSchema(this.schema);
+    this.#statements = { enqueue: enqueueSql(q), cancel: cancelSql(q), retry: retrySql(q), getJob: getJobSql(q) };
+  }
+
+  /** Creates or upgrades Spool's schema (idempotent; safe to call from many processes at once). */
+  migrate(): Promise<MigrationReport> {
+    return runMigrations(this.sql, this.schema);
+  }
+
+  /**
+   * Enqueues one job. With a job definition the payload is type-checked and
+   * validated by its schema; with a kind string it may be any JSON.
+   *
+   * @example
+   * const { id } = await spool.enqueue(sendEmail, { to: 'a@b.c' }, { delayMs: 60_000 });
+   * await sql.begin((tx) => spool.enqueue('audit.write', { user: 1 }, { tx })); // joins tx
+   */
+  async enqueue<J extends AnyJobDefinition | string>(
+    job: J,
+    payload?: PayloadOf<J>,
+    options: JobOptions & WriteOptions = {},
+  ): Promise<EnqueueResult> {
+    const { tx, ...jobOptions } = options ?? {};
+    const element = jobInputJson(job, payload, jobOptions);
+    const [result] = await runEnqueue(this.#executor(tx), this.#statements.enqueue, [element]);
+    return result!;
+  }
+
+  /**
+   * Enqueues many jobs in one statement (one round trip, one NOTIFY).
+   * Results are in input order. Every item is validated before anything is
+   * sent: one bad item rejects the batch and names its index.
+   *
+   * @example
+   * await spool.enqueueMany(users.map((u) => ({ job: sendEmail, payload: { to: u.email } })));
+   */
+  async enqueueMany<J extends AnyJobDefinition | string>(
+    items: ReadonlyArray<EnqueueItem<J>>,
+    options: WriteOptions = {},
+  ): Promise<EnqueueResult[]> {
+    if (!Array.isArray(items)) throw new ValidationError([{ path: 'items', message: 'expected an array of { job, payload, ...options }' }]);
+    const elements = items.map((item, index) => {
+      if (typeof item !== 'object' || item === null) {
+        throw new ValidationError([{ path: `items.${index}`, message: 'expected { job, payload, ...options }' }]);
+      }
+      const { job, payload, ...jobOptions } = item;
+      return jobInputJson(job, payload, jobOptions, `items.${index}`);
+    });
+    return runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements);
+  }
+
+  /** One job by id, or null. */
+  async getJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job | null> {
+    const rows = await this.#executor(options?.tx).query<JobRow>(this.#statements.getJob, [jobId(id)]);
+    return rows[0] ? toJob(rows[0]) : null;
+  }
+
+  /**
+   * A page of jobs, newest first unless `order: 'asc'`, filtered by state,
+   * queue, kind, tag and creation time. Pass `nextCursor` back for the next page.
+   */
+  async listJobs(filter: ListFilter = {}, options: WriteOptions = {}): Promise<JobPage<Job>> {
+    const { query, limit, order } = buildListQuery(this.db, this.schema, filter);
+    const compiled = query.compile();
+    const rows = await this.#executor(options?.tx).query<JobRow>(compiled.sql, compiled.parameters);
+    const page = rows.slice(0, limit).map(toJob);
+    const last = page[page.length - 1];
+    return { jobs: page, nextCursor: rows.length > limit && last ? encodeCursor(last.id, order) : null };
+  }
+
+  /**
+   * Cancels a job. A scheduled or available job is `cancelled` at once; a
+   * running one is flagged (`cancelRequestedAt`) and its worker is told to
+   * abort the handler's signal; the worker then records `cancelled`.
+   * Throws JobNotFoundError, or IllegalTransitionError if it already finished.
+   */
+  async cancelJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job> {
+    const key = jobId(id);
+    const executor = this.#executor(options?.tx);
+    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.#channel]);
+    if (rows[0]) return toJob(rows[0]);
+    throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES);
+  }
+
+  /**
+   * Runs a finished (completed, dead or cancelled) job again: it becomes
+   * `available` now with at least one attempt left. Throws JobNotFoundError,
+   * IllegalTransitionError if it has not finished, or UniqueConflictError if
+   * another unfinished job now holds its unique key.
+   */
+  async retryJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job> {
+    const key = jobId(id);
+    const executor = this.#executor(options?.tx);
+    let rows: JobRow[];
+    try {
+      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.#channel]);
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') {
+        throw new UniqueConflictError(
+          `cannot retry job ${key}: another unfinished job in its queue holds its unique key; wait for it to finish or cancel it`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    if (rows[0]) return toJob(rows[0]);
+    throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES);
+  }
+
+  /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
+  async close(): Promise<void> {
+    if (this.#ownsPool) await this.sql.end({ timeout: 5 });
+  }
+
+  #executor(tx: unknown): Executor {
+    return tx === undefined ? this.#pool : executorFor(tx);
+  }
+
+  async #whyNot(executor: Executor, id: string, action: string, allowed: readonly string[]): Promise<Error> {
+    const rows = await executor.query<JobRow>(this.#statements.getJob, [id]);
+    return rows[0] ? new IllegalTransitionError(id, rows[0].state, action, allowed) : new JobNotFoundError(id);
+  }
+}
+
+/** Creates a Spool client. */
+export function createSpool(options: SpoolOptions = {}): Spool {
+  return new Spool(options);
+}
+
+function jobId(id: unknown): string {
+  const text = typeof id === 'number' || typeof id === 'bigint' ? String(id) : id;
+  if (typeof text !== 'string' || !/^[1-9][0-9]{0,18}$/.test(text) || BigInt(text) > 9223372036854775807n) {
+    throw new ValidationError([{ path: 'id', message: `expected a positive integer job id, got ${JSON.stringify(String(id))}` }]);
+  }
+  return text;
+}

@@ -1,0 +1,38 @@
+/**
+ * Spool: a durable job queue for TypeScript that needs nothing but PostgreSQL.
+ * This file is the whole public surface; everything here is documented in docs/.
+ */
+export { createSpool, Spool, type SpoolOptions, type EnqueueItem } from './client.js';
+export {
+  defineJob,
+  isJobDefinition,
+  JOB_STATES,
+  FINISHED_STATES,
+  type Job,
+  type JobState,
+  type JobError,
+  type JobContext,
+  type JobDefinition,
+  type JobDefinitionInput,
+  type AnyJobDefinition,
+  type PayloadOf,
+} from './job.js';
+export { type JobOptions, type WriteOptions } from './job-options.js';
+export { MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, PRIORITY_DEFAULT } from './job-fields.js';
+export { type EnqueueResult } from './queries/enqueue.js';
+export { type ListFilter, type JobPage, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX } from './queries/list.js';
+export { type Transaction } from './db/executor.js';
+export { SCHEMA_DEFAULT } from './db/identifier.js';
+export { POOL_SIZE_DEFAULT } from './db/pool.js';
+export { migrate } from './migrate/index.js';
+export { type MigrationReport } from './migrate/migrate.js';
+export {
+  SpoolError,
+  ValidationError,
+  JobNotFoundError,
+  IllegalTransitionError,
+  UniqueConflictError,
+  MigrationError,
+  type SpoolErrorCode,
+  type FieldIssue,
+} from './errors.js';

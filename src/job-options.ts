@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { ValidationError, issuesOf, toFieldIssues, type FieldIssue } from './errors.js';
+import type { Transaction } from './db/executor.js';
+import { isJobDefinition, type AnyJobDefinition } from './job.js';
+import {
+  kindSchema,
+  queueSchema,
+  prioritySchema,
+  maxAttemptsSchema,
+  tagsSchema,
+  uniqueKeySchema,
+  NUL_RULE,
+  QUEUE_DEFAULT,
+  PRIORITY_DEFAULT,
+  MAX_ATTEMPTS_DEFAULT,
+} from './job-fields.js';
+
+const runAtSchema = z.union(
+  [z.date({ error: 'expected a valid Date' }), z.iso.datetime({ offset: true })],
+  { error: 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"' },
+);
+
+/** Options for one job at enqueue. Unknown keys are refused, so a typo is an error and not a silent default. */
+export const jobOptionsSchema = z
+  .strictObject(
+    {
+      queue: queueSchema.optional(),
+      priority: prioritySchema.optional(),
+      runAt: runAtSchema.optional(),
+      delayMs: z
+        .number({ error: 'expected milliseconds as a number' })
+        .int({ error: 'expected whole milliseconds' })
+        .min(0, { error: 'must be >= 0 (use runAt for a point in time)' })
+        .max(10 * 365 * 24 * 3600 * 1000, { error: 'must be at most 10 years' })
+        .optional(),
+      maxAttempts: maxAttemptsSchema.optional(),
+      uniqueKey: uniqueKeySchema.optional(),
+      tags: tagsSchema.optional(),
+      metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
+      tx: z.unknown().optional(),
+    },
+    { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'expected an options object') },
+  )
+  .refine((o) => o.runAt === undefined || o.delayMs === undefined, {
+    error: 'give either runAt or delayMs, not both',
+    path: ['delayMs'],
+  });
+
+/**
+ * Options for one job at enqueue. Defaults come from the job definition,
+ * then from the named defaults (`QUEUE_DEFAULT`, `PRIORITY_DEFAULT`, `MAX_ATTEMPTS_DEFAULT`).
+ */
+export interface JobOptions {
+  /** Where it waits (`default`). */
+  queue?: string;
+  /** Lower runs first (0); -32768..32767. */
+  priority?: number;
+  /** Run no earlier than this (database time decides when it is due). */
+  runAt?: Date | string;
+  /** Run no earlier than this many ms after the database's now(). Not with runAt. */
+  delayMs?: number;
+  /** Attempts before the job is dead (25). */
+  maxAttempts?: number;
+  /** At most one unfinished job per (queue, uniqueKey): a second enqueue returns the first job's id. */
+  uniqueKey?: string;
+  tags?: string[];
+  /** Free-form JSON object stored with the job (trace context, correlation ids). */
+  metadata?: Record<string, unknown>;
+}
+
+/** Options of a single write: the caller's transaction to join. */
+export interface WriteOptions {
+  /** Join the caller's transaction: rolled back → the job never existed. */
+  tx?: Transaction;
+}
+
+// An odd number of backslashes before u0000 is an escaped NUL in JSON text.
+const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+
+/**
+ * Validates one job (definition or kind, payload, options) and returns the
+ * JSON text of one element of `enqueue_batch`'s input. Throws a
+ * ValidationError naming every bad field, each under `prefix`.
+ */
+export function jobInputJson(
+  jobOrKind: AnyJobDefinition | string,
+  payload: unknown,
+  options: unknown,
+  prefix = '',
+): string {
+  const at = (field: string) => (prefix ? `${prefix}.${field}` : field);
+  const issues: FieldIssue[] = [];
+  const definition = isJobDefinition(jobOrKind) ? jobOrKind : undefined;
+  const kind = definition ? definition.kind : jobOrKind;
+  if (!definition) issues.push(...issuesOf(kindSchema, jobOrKind, at('kind')));
+
+  const parsedOptions = jobOptionsSchema.safeParse(options ?? {});
+  if (!parsedOptions.success) issues.push(...toFieldIssues(parsedOptions.error.issues, prefix));
+
+  if (definition) {
+    const parsedPayload = definition.schema.safeParse(payload);
+    if (!parsedPayload.success) issues.push(...toFieldIssues(parsedPayload.error.issues, at('payload')));
+  }
+  if (issues.length > 0 || !parsedOptions.success) throw new ValidationError(issues);
+
+  const o = parsedOptions.data;
+  const element = {
+    kind,
+    payload: payload === undefined ? {} : payload,
+    queue: o.queue ?? definition?.queue ?? QUEUE_DEFAULT,
+    priority: o.priority ?? definition?.priority ?? PRIORITY_DEFAULT,
+    run_at: o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt ?? null,
+    delay_ms: o.delayMs ?? null,
+    max_attempts: o.maxAttempts ?? definition?.maxAttempts ?? MAX_ATTEMPTS_DEFAULT,
+    unique_key: o.uniqueKey ?? null,
+    tags: o.tags ?? definition?.tags ?? [],
+    metadata: o.metadata ?? {},
+  };
+  let text: string;
+  try {
+    text = JSON.stringify(element);
+  } catch (error) {
+    const field = jsonFailure(element.payload) ? 'payload' : 'metadata';
+    throw new ValidationError([{ path: at(field), message: `is not JSON-serialisable (${(error as Error).message})` }]);
+  }
+  if (JSON_NUL.test(text)) {
+    const field = JSON_NUL.test(JSON.stringify(element.payload)) ? 'payload' : 'metadata';
+    throw new ValidationError([{ path: at(field), message: NUL_RULE }]);
+  }
+  return text;
+}
+
+function jsonFailure(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return false;
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,180 @@
+import type { z } from 'zod';
+import { ValidationError, issuesOf } from './errors.js';
+import { kindSchema, queueSchema, prioritySchema, maxAttemptsSchema, tagsSchema } from './job-fields.js';
+
+/**
+ * Where a job is in its life. Transitions (see docs/adr/0001-state-model.md):
+ * scheduled → available → running → completed | scheduled (retry) | dead;
+ * scheduled | available → cancelled; running → cancelled (on request);
+ * dead | cancelled | completed → available (retry).
+ */
+export const JOB_STATES = ['scheduled', 'available', 'running', 'completed', 'dead', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+/** States a job never leaves on its own. */
+export const FINISHED_STATES = ['completed', 'dead', 'cancelled'] as const satisfies readonly JobState[];
+
+/** A failed attempt, as recorded in `Job.errors`. */
+export interface JobError {
+  attempt: number;
+  at: string;
+  message: string;
+  stack?: string;
+}
+
+/** A job row, as `getJob`, `listJobs`, `cancelJob` and `retryJob` return it. */
+export interface Job<Payload = unknown> {
+  /** bigint identity, as a string (ids outgrow JavaScript numbers' exact range only in theory, but JSON clients agree on strings). */
+  id: string;
+  queue: string;
+  kind: string;
+  payload: Payload;
+  state: JobState;
+  /** Lower runs first. */
+  priority: number;
+  runAt: Date;
+  /** 1-based number of the current or last attempt; 0 before the first claim. */
+  attempt: number;
+  maxAttempts: number;
+  leaseExpiresAt: Date | null;
+  workerId: string | null;
+  uniqueKey: string | null;
+  tags: string[];
+  result: unknown;
+  errors: JobError[];
+  progress: unknown;
+  metadata: Record<string, unknown>;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  cancelRequestedAt: Date | null;
+}
+
+/** The columns of `jobs` as PostgreSQL returns them. */
+export interface JobRow {
+  id: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  state: JobState;
+  priority: number;
+  run_at: Date;
+  attempt: number;
+  max_attempts: number;
+  lease_expires_at: Date | null;
+  worker_id: string | null;
+  unique_key: string | null;
+  tags: string[];
+  result: unknown;
+  errors: JobError[];
+  progress: unknown;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  cancel_requested_at: Date | null;
+}
+
+/** Maps a `jobs` row to the public `Job` shape. */
+export function toJob(row: JobRow): Job {
+  return {
+    id: String(row.id),
+    queue: row.queue,
+    kind: row.kind,
+    payload: row.payload,
+    state: row.state,
+    priority: row.priority,
+    runAt: row.run_at,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    leaseExpiresAt: row.lease_expires_at,
+    workerId: row.worker_id,
+    uniqueKey: row.unique_key,
+    tags: row.tags,
+    result: row.result,
+    errors: row.errors,
+    progress: row.progress,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    cancelRequestedAt: row.cancel_requested_at,
+  };
+}
+
+/**
+ * What a handler gets besides its payload. The worker fills it in; the
+ * foundation defines its shape so handlers can be written against it.
+ */
+export interface JobContext {
+  job: Pick<Job, 'id' | 'kind' | 'queue' | 'attempt' | 'maxAttempts' | 'metadata' | 'createdAt'>;
+  /** Aborted on cancellation, timeout or shutdown. */
+  signal: AbortSignal;
+}
+
+/** What `defineJob` takes. */
+export interface JobDefinitionInput<S extends z.ZodType, Result = unknown> {
+  /** The handler's name, stored in `jobs.kind`: 1-255 letters, digits and `_ . : / -`. */
+  kind: string;
+  /** Validates the payload at enqueue (and, in the worker, before the handler runs). */
+  schema: S;
+  /** Default queue for jobs of this kind (`default`). */
+  queue?: string;
+  /** Default priority; lower runs first (0). */
+  priority?: number;
+  /** Default attempts before the job is dead (25). */
+  maxAttempts?: number;
+  /** Default tags. */
+  tags?: string[];
+  /** Runs the job; its return value is stored as the job's result. */
+  handler?: (payload: z.output<S>, ctx: JobContext) => Promise<Result> | Result;
+}
+
+/** A typed job definition: enqueueing it type-checks the payload. */
+export interface JobDefinition<S extends z.ZodType = z.ZodType, Result = unknown>
+  extends Readonly<JobDefinitionInput<S, Result>> {
+  readonly __spoolJob: true;
+}
+
+/** Any job definition, whatever its schema. */
+export type AnyJobDefinition = JobDefinition<any, any>;
+
+/** The payload type to enqueue a job: the schema's input for a definition, any JSON for a bare kind. */
+export type PayloadOf<J> = J extends JobDefinition<infer S, any> ? z.input<S> : unknown;
+
+/**
+ * Defines a job kind with a zod schema for its payload.
+ *
+ * @example
+ * const sendEmail = defineJob({
+ *   kind: 'email.send',
+ *   schema: z.object({ to: z.email(), subject: z.string() }),
+ *   maxAttempts: 5,
+ * });
+ * await spool.enqueue(sendEmail, { to: 'a@b.c', subject: 'Hi' });
+ */
+export function defineJob<S extends z.ZodType, Result = unknown>(
+  definition: JobDefinitionInput<S, Result>,
+): JobDefinition<S, Result> {
+  const issues = [
+    ...issuesOf(kindSchema, definition.kind, 'kind'),
+    ...(definition.queue === undefined ? [] : issuesOf(queueSchema, definition.queue, 'queue')),
+    ...(definition.priority === undefined ? [] : issuesOf(prioritySchema, definition.priority, 'priority')),
+    ...(definition.maxAttempts === undefined ? [] : issuesOf(maxAttemptsSchema, definition.maxAttempts, 'maxAttempts')),
+    ...(definition.tags === undefined ? [] : issuesOf(tagsSchema, definition.tags, 'tags')),
+  ];
+  const schema = definition.schema as unknown;
+  if (typeof schema !== 'object' || schema === null || typeof (schema as z.ZodType).safeParse !== 'function') {
+    issues.push({ path: 'schema', message: 'expected a zod schema, e.g. z.object({ to: z.string() })' });
+  }
+  if (definition.handler !== undefined && typeof definition.handler !== 'function') {
+    issues.push({ path: 'handler', message: 'expected a function (payload, ctx) => result' });
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+  return Object.freeze({ ...definition, __spoolJob: true as const });
+}
+
+/** True for values made by `defineJob`. */
+export function isJobDefinition(value: unknown): value is AnyJobDefinition {
+  return typeof value === 'object' && value !== null && (value as { __spoolJob?: unknown }).__spoolJob === true;
+}
