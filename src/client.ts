@@ -48,6 +48,11 @@ export type EnqueueItem<J extends AnyJobDefinition | string = AnyJobDefinition |
   payload?: PayloadOf<J>;
 } & JobOptions;
 
+/** Checks each item's payload against its own job definition, so one batch may mix kinds. */
+type CheckedItems<T extends readonly unknown[]> = {
+  [K in keyof T]: T[K] extends { job: infer J extends AnyJobDefinition | string } ? EnqueueItem<J> : EnqueueItem;
+};
+
 /**
  * The Spool client: enqueue, inspect, cancel and retry jobs.
  * Create it with `createSpool`; call `close()` when done.
@@ -123,8 +128,8 @@ export class Spool {
    * @example
    * await spool.enqueueMany(users.map((u) => ({ job: sendEmail, payload: { to: u.email } })));
    */
-  async enqueueMany<J extends AnyJobDefinition | string>(
-    items: ReadonlyArray<EnqueueItem<J>>,
+  async enqueueMany<const T extends readonly EnqueueItem[]>(
+    items: T & CheckedItems<T>,
     options: WriteOptions = {},
   ): Promise<EnqueueResult[]> {
     if (!Array.isArray(items)) throw new ValidationError([{ path: 'items', message: 'expected an array of { job, payload, ...options }' }]);
@@ -132,7 +137,7 @@ export class Spool {
       if (typeof item !== 'object' || item === null) {
         throw new ValidationError([{ path: `items.${index}`, message: 'expected { job, payload, ...options }' }]);
       }
-      const { job, payload, ...jobOptions } = item;
+      const { job, payload, ...jobOptions } = item as EnqueueItem;
       return jobInputJson(job, payload, jobOptions, `items.${index}`);
     });
     return runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements);

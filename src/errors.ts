@@ -88,6 +88,8 @@ export class MigrationError extends SpoolError {}
 
 /** Converts zod issues to Spool's, with `prefix` on every path. */
 export function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: string): FieldIssue[] {
+  const seen = new Set<string>();
+  // One issue per field: '' breaks both "not empty" and the pattern; the first says it best.
   return issues.flatMap((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
     return keys.map((key) => {
@@ -96,7 +98,7 @@ export function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: strin
         key === undefined ? issue.message : `unknown key; check its spelling against the documented options`;
       return { path, message };
     });
-  });
+  }).filter((issue) => !seen.has(issue.path) && seen.add(issue.path));
 }
 
 /** The issues of `value` against `schema`, each path prefixed with `path`. */

@@ -15,10 +15,10 @@ import {
   MAX_ATTEMPTS_DEFAULT,
 } from './job-fields.js';
 
-const runAtSchema = z.union(
-  [z.date({ error: 'expected a valid Date' }), z.iso.datetime({ offset: true })],
-  { error: 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"' },
-);
+const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
+const runAtSchema = z.union([z.date({ error: RUN_AT_RULE }), z.iso.datetime({ offset: true, error: RUN_AT_RULE })], {
+  error: RUN_AT_RULE,
+});
 
 /** Options for one job at enqueue. Unknown keys are refused, so a typo is an error and not a silent default. */
 export const jobOptionsSchema = z

@@ -10,15 +10,16 @@ export const LIST_LIMIT_DEFAULT = 50;
 /** The largest page `listJobs` returns. */
 export const LIST_LIMIT_MAX = 1000;
 
-const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)]);
+const oneOrMany = <T extends z.ZodType>(item: T, rule: string) =>
+  z.union([item, z.array(item).min(1)], { error: `${rule}, or a non-empty array of them` });
 
 const CURSOR_PREFIX = 'v1:';
 
 /** Filters and paging of `listJobs`. Every filter is optional; they combine with AND. */
 export const listFilterSchema = z.strictObject({
-  state: oneOrMany(z.enum(JOB_STATES, { error: `expected one of ${JOB_STATES.join(', ')}` })).optional(),
-  queue: oneOrMany(queueSchema).optional(),
-  kind: oneOrMany(kindSchema).optional(),
+  state: oneOrMany(z.enum(JOB_STATES), `expected one of ${JOB_STATES.join(', ')}`).optional(),
+  queue: oneOrMany(queueSchema, 'expected a queue name').optional(),
+  kind: oneOrMany(kindSchema, 'expected a kind').optional(),
   /** Jobs carrying this tag. */
   tag: z.string().min(1).max(128).optional(),
   /** created_at >= createdAfter. */

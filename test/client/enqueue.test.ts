@@ -73,6 +73,15 @@ describe('enqueue', () => {
       void db.spool.enqueue(sendEmail, { subject: 'x' });
       void db.spool.enqueue(sendEmail, { to: 'ok@example.com' });
       void db.spool.enqueue('any.kind', { anything: [1, 2] });
+      // A batch may mix kinds; each payload is checked against its own definition.
+      void db.spool.enqueueMany([{ job: 'plain' }, { job: sendEmail, payload: { to: 'ok@example.com' } }]);
+      // @ts-expect-error: the second item's payload does not match sendEmail's schema
+      void db.spool.enqueueMany([{ job: 'plain' }, { job: sendEmail, payload: { to: 1 } }]);
+      const many = ['a', 'b'].map((to) => ({ job: sendEmail, payload: { to } }));
+      void db.spool.enqueueMany(many);
+      const wrong = ['a', 'b'].map((to) => ({ job: sendEmail, payload: { recipient: to } }));
+      // @ts-expect-error: mapped payloads without `to`
+      void db.spool.enqueueMany(wrong);
     };
     expect(typeof compileOnly).toBe('function');
     expectTypeOf(db.spool.enqueue).returns.resolves.toEqualTypeOf<EnqueueResult>();
