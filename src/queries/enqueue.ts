@@ -9,14 +9,15 @@ export interface EnqueueResult {
 
 /**
  * Enqueue: one statement for any number of jobs. The batch travels as one
- * JSON array (built by jobInputJson) and `enqueue_batch` (sql/0001) inserts
- * it with a single INSERT … SELECT, so 10,000 jobs cost one round trip.
+ * JSON array (built and validated by jobInputJson, hence p_validated) and
+ * `enqueue_batch` (sql/0001) inserts it with a single INSERT … SELECT, so
+ * 10,000 jobs cost one round trip.
  * Locks: the new rows only; on a unique-key hit it waits for the holder's
  * transaction. Indexes written: the primary key, jobs_claim or
  * jobs_scheduled, and jobs_unique_key when a key is given.
  */
 export function enqueueSql(quotedSchema: string): string {
-  return `SELECT id, duplicate FROM ${quotedSchema}.enqueue_batch($1::text::jsonb)`;
+  return `SELECT id, duplicate FROM ${quotedSchema}.enqueue_batch($1::text::jsonb, p_validated => true)`;
 }
 
 export async function runEnqueue(
