@@ -13,8 +13,13 @@ registerMigrate(program);
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  // Expected failures get their message, not a stack trace.
-  const message = error instanceof SpoolError ? `${error.code}: ${error.message}` : (error as Error).stack ?? String(error);
+  // A message, not a stack trace (SPOOL_DEBUG=1 shows the stack).
+  const message =
+    error instanceof SpoolError
+      ? `${error.code}: ${error.message}`
+      : process.env.SPOOL_DEBUG
+        ? ((error as Error).stack ?? String(error))
+        : ((error as Error).message ?? String(error));
   process.stderr.write(`spool: ${message}\n`);
   process.exitCode = 1;
 }
