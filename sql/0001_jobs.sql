@@ -23,6 +23,7 @@ CREATE TABLE :SPOOL_SCHEMA.jobs (
   run_at              timestamptz NOT NULL DEFAULT now(),
   attempt             integer NOT NULL DEFAULT 0,
   max_attempts        integer NOT NULL DEFAULT 25,
+  timeout_ms          integer,
   lease_expires_at    timestamptz,
   worker_id           text,
   unique_key          text COLLATE "C",
@@ -44,6 +45,7 @@ CREATE TABLE :SPOOL_SCHEMA.jobs (
   CONSTRAINT jobs_queue_format CHECK (length(queue) <= 128 AND queue ~ '^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$'),
   CONSTRAINT jobs_attempt_range CHECK (attempt >= 0),
   CONSTRAINT jobs_max_attempts_range CHECK (max_attempts >= 1),
+  CONSTRAINT jobs_timeout_ms_range CHECK (timeout_ms IS NULL OR timeout_ms >= 1),
   CONSTRAINT jobs_unique_key_length CHECK (unique_key IS NULL OR length(unique_key) BETWEEN 1 AND 512),
   CONSTRAINT jobs_metadata_object CHECK (jsonb_typeof(metadata) = 'object'),
   CONSTRAINT jobs_errors_array CHECK (jsonb_typeof(errors) = 'array'),
@@ -112,24 +114,25 @@ CREATE TRIGGER jobs_notify_insert
 
 -- A batch of jobs given as a JSON array of objects, as rows ready to insert.
 -- Keys: kind, payload, queue, priority, run_at, delay_ms, max_attempts,
--- unique_key, tags, metadata; a missing key takes the column's default.
+-- timeout_ms, unique_key, tags, metadata; a missing key takes the column's default.
 -- run_at and the state come from the database clock. Inlined by the planner.
 CREATE FUNCTION :SPOOL_SCHEMA.jobs_from_json(p_jobs jsonb)
 RETURNS TABLE (
   ord bigint, kind text, payload jsonb, queue text, priority smallint, run_at timestamptz,
-  state :SPOOL_SCHEMA.job_state, max_attempts integer, unique_key text, tags text[], metadata jsonb
+  state :SPOOL_SCHEMA.job_state, max_attempts integer, timeout_ms integer, unique_key text, tags text[],
+  metadata jsonb
 )
 LANGUAGE sql STABLE AS $$
   SELECT x.ord, x.kind, coalesce(x.payload, '{}'), coalesce(x.queue, 'default'), coalesce(x.priority, 0),
          coalesce(x.run_at, now() + x.delay_ms * interval '1 millisecond', now()),
          CAST(CASE WHEN coalesce(x.run_at, now() + x.delay_ms * interval '1 millisecond', now()) > now()
                    THEN 'scheduled' ELSE 'available' END AS :SPOOL_SCHEMA.job_state),
-         coalesce(x.max_attempts, 25), x.unique_key, coalesce(x.tags, '{}'), coalesce(x.metadata, '{}')
+         coalesce(x.max_attempts, 25), x.timeout_ms, x.unique_key, coalesce(x.tags, '{}'), coalesce(x.metadata, '{}')
     FROM ROWS FROM (jsonb_to_recordset(p_jobs) AS (
            kind text, payload jsonb, queue text, priority smallint, run_at timestamptz,
-           delay_ms bigint, max_attempts integer, unique_key text, tags text[], metadata jsonb
+           delay_ms bigint, max_attempts integer, timeout_ms integer, unique_key text, tags text[], metadata jsonb
          )) WITH ORDINALITY
-         AS x(kind, payload, queue, priority, run_at, delay_ms, max_attempts, unique_key, tags, metadata, ord)
+         AS x(kind, payload, queue, priority, run_at, delay_ms, max_attempts, timeout_ms, unique_key, tags, metadata, ord)
 $$;
 
 -- Inserts a batch that may hold unique keys. Returns one row per element in
@@ -144,9 +147,9 @@ LANGUAGE sql AS $$
       FROM :SPOOL_SCHEMA.jobs_from_json(p_jobs) AS f
   ), inserted AS (
     INSERT INTO :SPOOL_SCHEMA.jobs AS j
-      (id, queue, kind, payload, state, priority, run_at, max_attempts, unique_key, tags, metadata)
+      (id, queue, kind, payload, state, priority, run_at, max_attempts, timeout_ms, unique_key, tags, metadata)
     OVERRIDING SYSTEM VALUE
-    SELECT new_id, queue, kind, payload, state, priority, run_at, max_attempts, unique_key, tags, metadata
+    SELECT new_id, queue, kind, payload, state, priority, run_at, max_attempts, timeout_ms, unique_key, tags, metadata
       FROM input
      ORDER BY ord
     ON CONFLICT (queue, unique_key)
@@ -203,7 +206,12 @@ BEGIN
                   OR (e.job->>'max_attempts')::numeric > 2147483647
                   OR (e.job->>'max_attempts')::numeric <> trunc((e.job->>'max_attempts')::numeric))
           THEN format('max_attempts must be a whole number of at least 1 (got %s)', e.job->'max_attempts')
-        WHEN e.job ? 'priority' AND jsonb_typeof(e.job->'priority') <> 'null'
+        WHEN e.job ? 'timeout_ms' AND jsonb_typeof(e.job->'timeout_ms') <> 'null'
+           AND (jsonb_typeof(e.job->'timeout_ms') <> 'number' OR (e.job->>'timeout_ms')::numeric < 1
+                OR (e.job->>'timeout_ms')::numeric > 2147483647
+                OR (e.job->>'timeout_ms')::numeric <> trunc((e.job->>'timeout_ms')::numeric))
+        THEN format('timeout_ms must be a whole number of milliseconds >= 1, or null for none (got %s)', e.job->'timeout_ms')
+      WHEN e.job ? 'priority' AND jsonb_typeof(e.job->'priority') <> 'null'
              AND (jsonb_typeof(e.job->'priority') <> 'number' OR (e.job->>'priority')::numeric NOT BETWEEN -32768 AND 32767
                   OR (e.job->>'priority')::numeric <> trunc((e.job->>'priority')::numeric))
           THEN format('priority must be a whole number from -32768 to 32767, lower runs first (got %s)', e.job->'priority')
@@ -241,8 +249,9 @@ BEGIN
     RETURN QUERY
       WITH inserted AS (
         INSERT INTO :SPOOL_SCHEMA.jobs AS j
-          (queue, kind, payload, state, priority, run_at, max_attempts, unique_key, tags, metadata)
-        SELECT f.queue, f.kind, f.payload, f.state, f.priority, f.run_at, f.max_attempts, f.unique_key, f.tags, f.metadata
+          (queue, kind, payload, state, priority, run_at, max_attempts, timeout_ms, unique_key, tags, metadata)
+        SELECT f.queue, f.kind, f.payload, f.state, f.priority, f.run_at, f.max_attempts, f.timeout_ms, f.unique_key,
+               f.tags, f.metadata
           FROM :SPOOL_SCHEMA.jobs_from_json(p_jobs) AS f
          ORDER BY f.ord
         RETURNING j.id

@@ -9,6 +9,7 @@ import type { Database } from './db/tables.js';
 import {
   IllegalTransitionError,
   JobNotFoundError,
+  issuesOf,
   UniqueConflictError,
   ValidationError,
   toFieldIssues,
@@ -19,6 +20,10 @@ import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js
 import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
 import { runMigrations, type MigrationReport } from './migrate/migrate.js';
+import { setPausedSql } from './queries/queues.js';
+import { queueSchema } from './job-fields.js';
+import { Worker, type WorkerOptions } from './worker/worker.js';
+import { connectionOf } from './notify/listener.js';
 
 /** How to reach the database. */
 export interface SpoolOptions {
@@ -65,10 +70,14 @@ export class Spool {
   /** A Kysely instance over the same pool, typed with Spool's tables. */
   readonly db: Kysely<Database>;
 
+  /** The schema name quoted for SQL text. */
+  readonly quotedSchema: string;
+  /** The NOTIFY channel of this schema (`<schema>_jobs`). */
+  readonly channel: string;
+
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
-  readonly #channel: string;
-  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string };
+  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string };
 
   constructor(options: SpoolOptions = {}) {
     const parsed = spoolOptionsSchema.safeParse(options);
@@ -91,9 +100,16 @@ export class Spool {
     }
     this.db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: this.sql }) });
     this.#pool = postgresExecutor(this.sql, true);
-    this.#channel = channelFor(this.schema);
+    this.channel = channelFor(this.schema);
     const q = quoteSchema(this.schema);
-    this.#statements = { enqueue: enqueueSql(q), cancel: cancelSql(q), retry: retrySql(q), getJob: getJobSql(q) };
+    this.quotedSchema = q;
+    this.#statements = {
+      enqueue: enqueueSql(q),
+      cancel: cancelSql(q),
+      retry: retrySql(q),
+      getJob: getJobSql(q),
+      setPaused: setPausedSql(q),
+    };
   }
 
   /** Creates or upgrades Spool's schema (idempotent; safe to call from many processes at once). */
@@ -171,7 +187,7 @@ export class Spool {
   async cancelJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job> {
     const key = jobId(id);
     const executor = this.#executor(options?.tx);
-    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.#channel]);
+    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel]);
     if (rows[0]) return toJob(rows[0]);
     throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES);
   }
@@ -187,7 +203,7 @@ export class Spool {
     const executor = this.#executor(options?.tx);
     let rows: JobRow[];
     try {
-      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.#channel]);
+      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.channel]);
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
         throw new UniqueConflictError(
@@ -199,6 +215,41 @@ export class Spool {
     }
     if (rows[0]) return toJob(rows[0]);
     throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES);
+  }
+
+  /**
+   * Starts a worker that runs the given job definitions' handlers.
+   *
+   * @example
+   * const worker = await spool.work({ jobs: [sendEmail], concurrency: 20 });
+   * // …
+   * await worker.stop({ graceMs: 10_000 });
+   */
+  async work(options: WorkerOptions): Promise<Worker> {
+    const worker = new Worker(this, this.#pool, options);
+    await worker.start();
+    return worker;
+  }
+
+  /** Workers stop claiming from this queue (running jobs finish). */
+  async pauseQueue(queue: string): Promise<void> {
+    await this.#setPaused(queue, true);
+  }
+
+  /** Workers claim from this queue again, and are woken at once. */
+  async resumeQueue(queue: string): Promise<void> {
+    await this.#setPaused(queue, false);
+  }
+
+  async #setPaused(queue: string, paused: boolean): Promise<void> {
+    const issues = issuesOf(queueSchema, queue, 'queue');
+    if (issues.length > 0) throw new ValidationError(issues);
+    await this.#pool.query(this.#statements.setPaused, [queue, paused, this.channel]);
+  }
+
+  /** Settings for a dedicated connection to the same database (the LISTEN connection). */
+  listenerConnection(): postgres.Options<Record<string, postgres.PostgresType>> {
+    return connectionOf(this.sql);
   }
 
   /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
@@ -228,3 +279,4 @@ function jobId(id: unknown): string {
   }
   return text;
 }
+

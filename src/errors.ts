@@ -107,3 +107,17 @@ export function issuesOf(schema: z.ZodType, value: unknown, path: string): Field
   return parsed.success ? [] : toFieldIssues(parsed.error.issues, path);
 }
 
+
+/**
+ * Throw from a handler to fail the job for good: it goes to the dead-letter
+ * queue at once, whatever attempts are left.
+ *
+ * @example
+ * if (!user) throw new PermanentError(`user ${payload.userId} does not exist`);
+ */
+export class PermanentError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentError';
+  }
+}

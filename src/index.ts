@@ -36,3 +36,17 @@ export {
   type SpoolErrorCode,
   type FieldIssue,
 } from './errors.js';
+export { PermanentError } from './errors.js';
+export {
+  Worker,
+  type WorkerOptions,
+  type WorkerStats,
+  CONCURRENCY_DEFAULT,
+  POLL_INTERVAL_DEFAULT,
+  POLL_INTERVAL_IDLE_MAX_DEFAULT,
+  ABANDON_AFTER_MS_DEFAULT,
+  SHUTDOWN_GRACE_MS_DEFAULT,
+} from './worker/worker.js';
+export { LEASE_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from './worker/heartbeat.js';
+export { BACKOFF_DEFAULT, backoffDelay, type Backoff, type BackoffPolicy } from './worker/backoff.js';
+export { createLogger, type Logger } from './observability/logger.js';

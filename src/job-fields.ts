@@ -36,6 +36,12 @@ export const maxAttemptsSchema = z
   .min(1, { error: 'must be at least 1 (1 means no retries)' })
   .max(2147483647, { error: 'must be at most 2147483647' });
 
+export const timeoutMsSchema = z
+  .number({ error: 'expected whole milliseconds' })
+  .int({ error: 'expected whole milliseconds' })
+  .min(1, { error: 'must be at least 1 ms' })
+  .max(2147483647, { error: 'must be at most 2147483647 ms' });
+
 export const noNul = (value: string) => !value.includes('\u0000');
 export const NUL_RULE = 'must not contain the NUL character (\\u0000), which PostgreSQL text cannot store';
 

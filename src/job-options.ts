@@ -7,6 +7,7 @@ import {
   queueSchema,
   prioritySchema,
   maxAttemptsSchema,
+  timeoutMsSchema,
   tagsSchema,
   uniqueKeySchema,
   NUL_RULE,
@@ -34,6 +35,7 @@ export const jobOptionsSchema = z
         .max(10 * 365 * 24 * 3600 * 1000, { error: 'must be at most 10 years' })
         .optional(),
       maxAttempts: maxAttemptsSchema.optional(),
+      timeoutMs: timeoutMsSchema.optional(),
       uniqueKey: uniqueKeySchema.optional(),
       tags: tagsSchema.optional(),
       metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
@@ -61,6 +63,8 @@ export interface JobOptions {
   delayMs?: number;
   /** Attempts before the job is dead (25). */
   maxAttempts?: number;
+  /** Abort the handler after this many ms (overrides the kind's timeoutMs). */
+  timeoutMs?: number;
   /** At most one unfinished job per (queue, uniqueKey): a second enqueue returns the first job's id. */
   uniqueKey?: string;
   tags?: string[];
@@ -117,6 +121,7 @@ export function jobInputJson(
   if (priority !== PRIORITY_DEFAULT) element.priority = priority;
   if (o.runAt !== undefined) element.run_at = o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt;
   if (o.delayMs !== undefined) element.delay_ms = o.delayMs;
+  if (o.timeoutMs !== undefined) element.timeout_ms = o.timeoutMs;
   if (o.uniqueKey !== undefined) element.unique_key = o.uniqueKey;
   if (tags.length > 0) element.tags = tags;
   if (o.metadata !== undefined) element.metadata = o.metadata;

@@ -1,6 +1,9 @@
 import type { z } from 'zod';
 import { ValidationError, issuesOf } from './errors.js';
-import { kindSchema, queueSchema, prioritySchema, maxAttemptsSchema, tagsSchema } from './job-fields.js';
+import { kindSchema, queueSchema, prioritySchema, maxAttemptsSchema, tagsSchema, timeoutMsSchema } from './job-fields.js';
+import type { Logger } from './observability/logger.js';
+import type { Backoff } from './worker/backoff.js';
+import type { Spool } from './client.js';
 
 /**
  * Where a job is in its life. Transitions (see docs/adr/0001-state-model.md):
@@ -36,6 +39,8 @@ export interface Job<Payload = unknown> {
   /** 1-based number of the current or last attempt; 0 before the first claim. */
   attempt: number;
   maxAttempts: number;
+  /** Per-job handler timeout; null: the kind's, or none. */
+  timeoutMs: number | null;
   leaseExpiresAt: Date | null;
   workerId: string | null;
   uniqueKey: string | null;
@@ -61,6 +66,7 @@ export interface JobRow {
   run_at: Date;
   attempt: number;
   max_attempts: number;
+  timeout_ms: number | null;
   lease_expires_at: Date | null;
   worker_id: string | null;
   unique_key: string | null;
@@ -87,6 +93,7 @@ export function toJob(row: JobRow): Job {
     runAt: row.run_at,
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
     leaseExpiresAt: row.lease_expires_at,
     workerId: row.worker_id,
     uniqueKey: row.unique_key,
@@ -103,13 +110,22 @@ export function toJob(row: JobRow): Job {
 }
 
 /**
- * What a handler gets besides its payload. The worker fills it in; the
- * foundation defines its shape so handlers can be written against it.
+ * What a handler gets besides its payload.
  */
 export interface JobContext {
   job: Pick<Job, 'id' | 'kind' | 'queue' | 'attempt' | 'maxAttempts' | 'metadata' | 'createdAt'>;
-  /** Aborted on cancellation, timeout or shutdown. */
+  /**
+   * Aborted on cancellation, timeout, lost lease or shutdown; `signal.reason`
+   * is an Error whose name says which (CancelledError, TimeoutError,
+   * LeaseLostError, ShutdownError). Pass it to fetch, streams, child processes.
+   */
   signal: AbortSignal;
+  /** A logger whose lines carry job_id, kind, queue, attempt and worker_id. */
+  log: Logger;
+  /** Stores a progress value (any JSON) on the job; ignored once the attempt is over. */
+  progress(value: unknown): Promise<void>;
+  /** The client the worker runs on: enqueue follow-up jobs, or use `spool.sql`. */
+  spool: Spool;
 }
 
 /** What `defineJob` takes. */
@@ -126,7 +142,11 @@ export interface JobDefinitionInput<S extends z.ZodType, Result = unknown> {
   maxAttempts?: number;
   /** Default tags. */
   tags?: string[];
-  /** Runs the job; its return value is stored as the job's result. */
+  /** Abort the handler after this many ms (a job's own timeoutMs wins). None by default. */
+  timeoutMs?: number;
+  /** Delay between attempts: `{ baseMs, maxMs, jitter }` or `(attempt) => ms` (1 s doubling to 1 h, ±10 %). */
+  backoff?: Backoff;
+  /** Runs the job; its return value (JSON) is stored as the job's result. */
   handler?: (payload: z.output<S>, ctx: JobContext) => Promise<Result> | Result;
 }
 
@@ -162,7 +182,12 @@ export function defineJob<S extends z.ZodType, Result = unknown>(
     ...(definition.priority === undefined ? [] : issuesOf(prioritySchema, definition.priority, 'priority')),
     ...(definition.maxAttempts === undefined ? [] : issuesOf(maxAttemptsSchema, definition.maxAttempts, 'maxAttempts')),
     ...(definition.tags === undefined ? [] : issuesOf(tagsSchema, definition.tags, 'tags')),
+    ...(definition.timeoutMs === undefined ? [] : issuesOf(timeoutMsSchema, definition.timeoutMs, 'timeoutMs')),
   ];
+  const backoff = definition.backoff as unknown;
+  if (backoff !== undefined && typeof backoff !== 'function' && !isBackoffPolicy(backoff)) {
+    issues.push({ path: 'backoff', message: 'expected (attempt) => ms, or { baseMs?, maxMs?, jitter? } with baseMs, maxMs >= 0 and jitter in [0, 1]' });
+  }
   const schema = definition.schema as unknown;
   if (typeof schema !== 'object' || schema === null || typeof (schema as z.ZodType).safeParse !== 'function') {
     issues.push({ path: 'schema', message: 'expected a zod schema, e.g. z.object({ to: z.string() })' });
@@ -172,6 +197,14 @@ export function defineJob<S extends z.ZodType, Result = unknown>(
   }
   if (issues.length > 0) throw new ValidationError(issues);
   return Object.freeze({ ...definition, __spoolJob: true as const });
+}
+
+function isBackoffPolicy(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const { baseMs, maxMs, jitter, ...rest } = value as Record<string, unknown>;
+  const ms = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+  const fraction = jitter === undefined || (typeof jitter === 'number' && jitter >= 0 && jitter <= 1);
+  return ms(baseMs) && ms(maxMs) && fraction && Object.keys(rest).length === 0;
 }
 
 /** True for values made by `defineJob`. */

@@ -1,0 +1,57 @@
+/**
+ * Claim: one statement takes up to $3 available jobs from the worker's
+ * queues (skipping paused ones and kinds it has no handler for), in
+ * priority, run_at, id order, and marks them running with a lease, the
+ * worker's id and attempt + 1.
+ * Locks: the claimed rows (FOR UPDATE SKIP LOCKED: rows other workers are
+ * claiming are skipped, not waited for). Index: jobs_claim, one ordered scan
+ * per queue (LATERAL), so a big backlog in one queue costs the others nothing.
+ * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
+ */
+export function claimSql(q: string): string {
+  return `
+WITH active AS (
+  SELECT wanted.name
+    FROM unnest($1::text[]) AS wanted(name)
+   WHERE NOT EXISTS (SELECT 1 FROM ${q}.queues p WHERE p.name = wanted.name AND p.paused)
+), picked AS (
+  SELECT c.id, c.priority, c.run_at
+    FROM active
+    CROSS JOIN LATERAL (
+      SELECT j.id, j.priority, j.run_at
+        FROM ${q}.jobs j
+       WHERE j.state = 'available' AND j.queue = active.name AND j.kind = ANY($2::text[])
+       ORDER BY j.priority, j.run_at, j.id
+       LIMIT $3
+         FOR UPDATE SKIP LOCKED
+    ) c
+   ORDER BY c.priority, c.run_at, c.id
+   LIMIT $3
+)
+UPDATE ${q}.jobs j
+   SET state = 'running',
+       attempt = j.attempt + 1,
+       worker_id = $4,
+       lease_expires_at = now() + $5 * interval '1 millisecond',
+       started_at = now()
+  FROM picked
+ WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
+          j.metadata, j.created_at, j.cancel_requested_at`;
+}
+
+/** A claimed job as the claim returns it. */
+export interface ClaimedRow {
+  id: string;
+  queue: string;
+  kind: string;
+  payload: unknown;
+  priority: number;
+  run_at: Date;
+  attempt: number;
+  max_attempts: number;
+  timeout_ms: number | null;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  cancel_requested_at: Date | null;
+}

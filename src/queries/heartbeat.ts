@@ -1,0 +1,31 @@
+/**
+ * Heartbeat: one statement per worker per interval. Registers the worker (or
+ * refreshes its row) and extends the lease of every job it still holds,
+ * fenced on (id, attempt, state = 'running', worker_id). Jobs that do not come
+ * back were lost (reaped); the flag says a cancel was requested (a backstop
+ * for a missed NOTIFY).
+ * Locks: the held job rows and the worker's row. Index: the primary keys.
+ * $1 worker id, $2 job ids bigint[], $3 attempts int[], $4 lease ms,
+ * $5 hostname, $6 pid, $7 queues, $8 kinds, $9 concurrency.
+ */
+export function heartbeatSql(q: string): string {
+  return `
+WITH registered AS (
+  INSERT INTO ${q}.workers AS w (id, hostname, pid, queues, kinds, concurrency)
+  VALUES ($1, $5, $6, $7::text[], $8::text[], $9)
+  ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now()
+  RETURNING w.id
+), extended AS (
+  UPDATE ${q}.jobs j
+     SET lease_expires_at = now() + $4 * interval '1 millisecond'
+    FROM unnest($2::bigint[], $3::integer[]) AS held(id, attempt)
+   WHERE j.id = held.id AND j.attempt = held.attempt AND j.state = 'running' AND j.worker_id = $1
+  RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
+)
+SELECT extended.id, extended.cancel_requested, (SELECT count(*) FROM registered) AS registered FROM extended`;
+}
+
+/** Removes a stopping worker's row. $1 worker id. */
+export function unregisterSql(q: string): string {
+  return `DELETE FROM ${q}.workers WHERE id = $1`;
+}

@@ -1,0 +1,123 @@
+import type { Executor } from '../db/executor.js';
+import { finishSql, type Outcome } from '../queries/finish.js';
+import type { Logger } from '../observability/logger.js';
+
+export const COMPLETION_FLUSH_MS_DEFAULT = 2;
+export const COMPLETION_BATCH_DEFAULT = 500;
+
+/**
+ * Buffers the outcomes of finished attempts and writes them as one statement
+ * per batch or per few milliseconds, one write in flight at a time. A write
+ * that fails is retried with backoff and nothing is dropped: until it lands,
+ * the jobs stay `running` and the heartbeat keeps their leases. Outcomes the
+ * database refuses (the lease was lost and the job moved on) are stale
+ * writes: logged and counted, never applied.
+ */
+export class Completer {
+  /** Outcomes applied, by resulting state; stale writes refused. */
+  readonly counters = { completed: 0, scheduled: 0, dead: 0, cancelled: 0, available: 0, stale: 0, flushes: 0, errors: 0 };
+  readonly #executor: Executor;
+  readonly #sql: string;
+  readonly #workerId: string;
+  readonly #channel: string;
+  readonly #flushMs: number;
+  readonly #batch: number;
+  readonly #log: Logger;
+  readonly #onWritten: (ids: readonly Outcome[]) => void;
+  #buffer: Outcome[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> | undefined;
+  #failures = 0;
+
+  constructor(options: {
+    executor: Executor;
+    quotedSchema: string;
+    workerId: string;
+    channel: string;
+    flushMs?: number;
+    batch?: number;
+    log: Logger;
+    /** Called with every outcome once the database answered for it (applied or stale). */
+    onWritten: (outcomes: readonly Outcome[]) => void;
+  }) {
+    this.#executor = options.executor;
+    this.#sql = finishSql(options.quotedSchema);
+    this.#workerId = options.workerId;
+    this.#channel = options.channel;
+    this.#flushMs = options.flushMs ?? COMPLETION_FLUSH_MS_DEFAULT;
+    this.#batch = options.batch ?? COMPLETION_BATCH_DEFAULT;
+    this.#log = options.log.child({ service: 'completer' });
+    this.#onWritten = options.onWritten;
+  }
+
+  /** Outcomes not yet written. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
+  push(outcome: Outcome): void {
+    this.#buffer.push(outcome);
+    if (this.#buffer.length >= this.#batch) this.#flushSoon(0);
+    else this.#flushSoon(this.#flushMs);
+  }
+
+  /** Writes everything buffered; resolves when the buffer is empty. */
+  async drain(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#buffer.length > 0 || this.#writing) {
+      if (this.#writing) await this.#writing;
+      else await this.#write();
+    }
+  }
+
+  #flushSoon(delay: number): void {
+    if (this.#writing) return; // The write in flight reschedules when it ends.
+    if (this.#timer && delay > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#write();
+    }, delay);
+  }
+
+  #write(): Promise<void> {
+    if (this.#writing || this.#buffer.length === 0) return this.#writing ?? Promise.resolve();
+    const batch = this.#buffer.splice(0, this.#batch);
+    this.#writing = this.#apply(batch).finally(() => {
+      this.#writing = undefined;
+      if (this.#buffer.length > 0) this.#flushSoon(this.#failures > 0 ? Math.min(5_000, 100 * 2 ** this.#failures) : 0);
+    });
+    return this.#writing;
+  }
+
+  async #apply(batch: Outcome[]): Promise<void> {
+    let rows: Array<{ id: string; state: string }>;
+    try {
+      rows = await this.#executor.query(this.#sql, [JSON.stringify(batch), this.#workerId, this.#channel]);
+    } catch (error) {
+      // Keep them: they are written on the next try, or the lease expires and the job runs again.
+      this.#failures++;
+      this.counters.errors++;
+      this.#buffer.unshift(...batch);
+      this.#log.error({ err: error, outcomes: batch.length }, 'could not write job outcomes; will retry');
+      return;
+    }
+    this.#failures = 0;
+    this.counters.flushes++;
+    const applied = new Set<string>();
+    for (const row of rows) {
+      applied.add(String(row.id));
+      this.counters[row.state as 'completed']++;
+    }
+    for (const outcome of batch) {
+      if (applied.has(outcome.id)) continue;
+      this.counters.stale++;
+      this.#log.warn(
+        { job_id: outcome.id, attempt: outcome.attempt, worker_id: this.#workerId, outcome: outcome.outcome },
+        'stale write refused: this worker no longer holds the job (its lease expired and it was taken back)',
+      );
+    }
+    this.#onWritten(batch);
+  }
+}

@@ -1,0 +1,172 @@
+import { PermanentError } from '../errors.js';
+import type { AnyJobDefinition, JobContext } from '../job.js';
+import type { Logger } from '../observability/logger.js';
+import type { ClaimedRow } from '../queries/claim.js';
+import type { Outcome } from '../queries/finish.js';
+import { backoffDelay } from './backoff.js';
+
+/** Why a handler's signal was aborted. */
+export type AbortCause = 'cancel' | 'timeout' | 'lease' | 'shutdown';
+
+const ABORT_ERRORS: Record<AbortCause, { name: string; message: string }> = {
+  cancel: { name: 'CancelledError', message: 'the job was cancelled' },
+  timeout: { name: 'TimeoutError', message: 'the job timed out' },
+  lease: { name: 'LeaseLostError', message: 'this worker lost the job\'s lease; another worker may run it' },
+  shutdown: { name: 'ShutdownError', message: 'the worker is shutting down; the job goes back to the queue' },
+};
+
+const MESSAGE_MAX = 2_000;
+const STACK_MAX = 8_000;
+const ABANDONED = Symbol('abandoned');
+
+/** One attempt in progress. */
+export interface Execution {
+  readonly id: string;
+  readonly attempt: number;
+  readonly kind: string;
+  readonly queue: string;
+  /** Resolves once the attempt has an outcome (or was abandoned). */
+  readonly done: Promise<void>;
+  /** Aborts the handler's signal; after the grace period it is abandoned. */
+  abort(cause: AbortCause): void;
+  /** Gives up on the handler now (shutdown after its grace). */
+  abandon(cause: AbortCause): void;
+}
+
+export interface ExecuteOptions {
+  row: ClaimedRow;
+  definition: AnyJobDefinition;
+  log: Logger;
+  workerId: string;
+  /** How long a handler may ignore an aborted signal before it is abandoned. */
+  abandonAfterMs: number;
+  context: Pick<JobContext, 'spool'> & { progress: (id: string, attempt: number, value: unknown) => Promise<void> };
+  /** The outcome to write, or null when nothing may be written (lease lost). */
+  report: (outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }) => void;
+}
+
+/**
+ * Runs one claimed attempt: validates the payload with the kind's schema,
+ * calls the handler with an AbortSignal, enforces the timeout, and turns
+ * what happened into an outcome for the completer. A handler that ignores
+ * its aborted signal past the grace period is abandoned: its slot is freed
+ * and the outcome written as if it had stopped.
+ */
+export function execute(options: ExecuteOptions): Execution {
+  const { row, definition, workerId } = options;
+  const controller = new AbortController();
+  const started = performance.now();
+  const log = options.log.child({ job_id: row.id, kind: row.kind, queue: row.queue, attempt: row.attempt, worker_id: workerId });
+  const timeoutMs = row.timeout_ms ?? definition.timeoutMs;
+  let cause: AbortCause | undefined;
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  let graceTimer: NodeJS.Timeout | undefined;
+  let giveUp: (value: typeof ABANDONED) => void = () => {};
+  const abandoned = new Promise<typeof ABANDONED>((resolve) => (giveUp = resolve));
+
+  const abort = (why: AbortCause) => {
+    if (cause) return;
+    cause = why;
+    const { name, message } = ABORT_ERRORS[why];
+    const reason = Object.assign(new Error(why === 'timeout' ? `${message} after ${timeoutMs} ms` : message), { name });
+    controller.abort(reason);
+    graceTimer = setTimeout(() => giveUp(ABANDONED), options.abandonAfterMs);
+  };
+
+  const abandon = (why: AbortCause) => {
+    abort(why);
+    giveUp(ABANDONED);
+  };
+
+  const done = (async () => {
+    if (timeoutMs) timeoutTimer = setTimeout(() => abort('timeout'), timeoutMs);
+    let outcome: Outcome | null;
+    let wasAbandoned = false;
+    try {
+      const parsed = definition.schema.safeParse(row.payload);
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((i: { path: PropertyKey[]; message: string }) => `${['payload', ...i.path.map(String)].join('.')}: ${i.message}`).join('; ');
+        throw new PermanentError(`payload does not match the schema of ${row.kind}: ${detail}`);
+      }
+      const context: JobContext = {
+        job: {
+          id: row.id,
+          kind: row.kind,
+          queue: row.queue,
+          attempt: row.attempt,
+          maxAttempts: row.max_attempts,
+          metadata: row.metadata,
+          createdAt: row.created_at,
+        },
+        signal: controller.signal,
+        log,
+        progress: (value) => options.context.progress(row.id, row.attempt, value),
+        spool: options.context.spool,
+      };
+      const handler = definition.handler!;
+      const result = await Promise.race([Promise.resolve().then(() => handler(parsed.data, context)), abandoned]);
+      if (result === ABANDONED) {
+        wasAbandoned = true;
+        outcome = abortedOutcome(cause ?? 'shutdown', true);
+      } else if (cause === 'lease') {
+        outcome = null;
+      } else {
+        outcome = completedOutcome(result);
+      }
+    } catch (error) {
+      outcome = cause ? abortedOutcome(cause, false, error) : failedOutcome(error);
+    } finally {
+      clearTimeout(timeoutTimer);
+      clearTimeout(graceTimer);
+    }
+    options.report(outcome, { abandoned: wasAbandoned, cause, ms: performance.now() - started });
+  })();
+
+  function completedOutcome(result: unknown): Outcome {
+    const value = result === undefined ? null : result;
+    try {
+      JSON.stringify(value);
+    } catch (error) {
+      return failedOutcome(new Error(`the handler's result is not JSON-serialisable: ${(error as Error).message}`));
+    }
+    return { id: row.id, attempt: row.attempt, outcome: 'completed', result: value };
+  }
+
+  function failedOutcome(error: unknown): Outcome {
+    const permanent = error instanceof PermanentError || (error as { name?: string } | null)?.name === 'PermanentError';
+    return {
+      id: row.id,
+      attempt: row.attempt,
+      outcome: permanent ? 'dead' : 'failed',
+      error: describe(error),
+      delay_ms: permanent ? 0 : backoffDelay(definition.backoff, row.attempt),
+    };
+  }
+
+  function abortedOutcome(why: AbortCause, wasAbandoned: boolean, error?: unknown): Outcome | null {
+    switch (why) {
+      case 'lease':
+        return null;
+      case 'shutdown':
+        return { id: row.id, attempt: row.attempt, outcome: 'released' };
+      case 'cancel':
+        return { id: row.id, attempt: row.attempt, outcome: 'cancelled' };
+      case 'timeout': {
+        const suffix = wasAbandoned ? `; the handler ignored the abort signal for ${options.abandonAfterMs} ms and was abandoned` : '';
+        const failed = failedOutcome(error ?? new Error('timed out'));
+        return { ...failed, outcome: 'failed', error: { ...describe(error), message: `timed out after ${timeoutMs} ms${suffix}`, timeout: true } };
+      }
+    }
+  }
+
+  return { id: row.id, attempt: row.attempt, kind: row.kind, queue: row.queue, done, abort, abandon };
+}
+
+function describe(error: unknown): { message: string; stack?: string } {
+  if (error instanceof Error) {
+    const described: { message: string; stack?: string } = { message: `${error.name}: ${error.message}`.slice(0, MESSAGE_MAX) };
+    if (error.stack) described.stack = error.stack.slice(0, STACK_MAX);
+    return described;
+  }
+  return { message: String(error).slice(0, MESSAGE_MAX) };
+}

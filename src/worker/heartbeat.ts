@@ -1,0 +1,68 @@
+import { hostname } from 'node:os';
+import type { Executor } from '../db/executor.js';
+import { heartbeatSql } from '../queries/heartbeat.js';
+import type { Logger } from '../observability/logger.js';
+import { Service } from '../maintenance/service.js';
+
+export const LEASE_MS_DEFAULT = 30_000;
+export const HEARTBEAT_MS_DEFAULT = 10_000;
+
+/**
+ * One statement per interval: refreshes this worker's row and extends the
+ * lease of every job it holds. Jobs missing from the answer were taken back
+ * (`onLost`); jobs with a cancel request are reported (`onCancel`), as a
+ * backstop for a NOTIFY the listener missed.
+ */
+export class Heartbeat extends Service {
+  readonly #executor: Executor;
+  readonly #sql: string;
+  readonly #params: { workerId: string; leaseMs: number; queues: string[]; kinds: string[]; concurrency: number };
+  readonly #held: () => Array<[string, number]>;
+  readonly #onLost: (ids: string[]) => void;
+  readonly #onCancel: (ids: string[]) => void;
+
+  constructor(options: {
+    executor: Executor;
+    quotedSchema: string;
+    workerId: string;
+    leaseMs: number;
+    intervalMs: number;
+    queues: string[];
+    kinds: string[];
+    concurrency: number;
+    log: Logger;
+    held: () => Array<[string, number]>;
+    onLost: (ids: string[]) => void;
+    onCancel: (ids: string[]) => void;
+  }) {
+    super('heartbeat', { intervalMs: options.intervalMs, jitter: 0.05, log: options.log });
+    this.#executor = options.executor;
+    this.#sql = heartbeatSql(options.quotedSchema);
+    this.#params = options;
+    this.#held = options.held;
+    this.#onLost = options.onLost;
+    this.#onCancel = options.onCancel;
+  }
+
+  protected async runOnce(): Promise<undefined> {
+    const held = this.#held();
+    const p = this.#params;
+    const rows = await this.#executor.query<{ id: string; cancel_requested: boolean }>(this.#sql, [
+      p.workerId,
+      held.map(([id]) => id),
+      held.map(([, attempt]) => attempt),
+      p.leaseMs,
+      hostname(),
+      process.pid,
+      p.queues,
+      p.kinds,
+      p.concurrency,
+    ]);
+    const kept = new Set(rows.map((row) => String(row.id)));
+    const lost = held.map(([id]) => id).filter((id) => !kept.has(id));
+    if (lost.length > 0) this.#onLost(lost);
+    const cancel = rows.filter((row) => row.cancel_requested).map((row) => String(row.id));
+    if (cancel.length > 0) this.#onCancel(cancel);
+    return undefined;
+  }
+}

@@ -1,0 +1,490 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { Spool } from '../client.js';
+import type { Executor } from '../db/executor.js';
+import { ValidationError, toFieldIssues } from '../errors.js';
+import { isJobDefinition, type AnyJobDefinition } from '../job.js';
+import { QUEUE_DEFAULT, queueSchema } from '../job-fields.js';
+import { LeaderElector } from '../maintenance/leader.js';
+import { Promoter } from '../maintenance/promoter.js';
+import { Reaper } from '../maintenance/reaper.js';
+import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { claimSql, type ClaimedRow } from '../queries/claim.js';
+import type { Outcome } from '../queries/finish.js';
+import { unregisterSql } from '../queries/heartbeat.js';
+import { orphanKindsSql, progressSql } from '../queries/progress.js';
+import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT } from './completer.js';
+import { execute, type AbortCause, type Execution } from './executor.js';
+import { Heartbeat, HEARTBEAT_MS_DEFAULT, LEASE_MS_DEFAULT } from './heartbeat.js';
+
+export const CONCURRENCY_DEFAULT = 10;
+export const POLL_INTERVAL_DEFAULT = 2_000;
+export const POLL_INTERVAL_IDLE_MAX_DEFAULT = 30_000;
+export const ABANDON_AFTER_MS_DEFAULT = 5_000;
+export const SHUTDOWN_GRACE_MS_DEFAULT = 30_000;
+export const PROMOTE_INTERVAL_MAX_DEFAULT = 1_000;
+
+const ms = (name: string, min = 1) =>
+  z
+    .number({ error: `expected ${name} in whole milliseconds` })
+    .int({ error: 'expected whole milliseconds' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(2_147_483_647, { error: 'must be at most 2147483647' });
+
+const workerOptionsSchema = z.strictObject({
+  jobs: z.array(z.unknown()).min(1, { error: 'give at least one job definition with a handler' }),
+  queues: z.array(queueSchema).min(1, { error: 'give at least one queue, or omit it' }).optional(),
+  concurrency: z.number().int({ error: 'expected a whole number' }).min(1, { error: 'must be at least 1' }).max(10_000).optional(),
+  leaseMs: ms('leaseMs', 100).optional(),
+  heartbeatMs: ms('heartbeatMs', 10).optional(),
+  pollIntervalMs: ms('pollIntervalMs', 10).optional(),
+  pollIntervalIdleMaxMs: ms('pollIntervalIdleMaxMs', 10).optional(),
+  abandonAfterMs: ms('abandonAfterMs', 0).optional(),
+  shutdownGraceMs: ms('shutdownGraceMs', 0).optional(),
+  listenerCheckMs: ms('listenerCheckMs', 10).optional(),
+  maintenance: z.boolean().optional(),
+  promoteIntervalMaxMs: ms('promoteIntervalMaxMs', 10).optional(),
+  reapIntervalMs: ms('reapIntervalMs', 10).optional(),
+  completionFlushMs: ms('completionFlushMs', 0).optional(),
+  completionBatch: z.number().int().min(1).max(10_000).optional(),
+  handleSignals: z.boolean().optional(),
+  logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).child === 'function', {
+    error: 'expected a pino logger',
+  }).optional(),
+  workerId: z.string().min(1).max(200).optional(),
+});
+
+/**
+ * Options of `spool.work()`. Every duration is in milliseconds; defaults are
+ * the exported `*_DEFAULT` constants.
+ */
+export interface WorkerOptions {
+  /** Job definitions with handlers (`defineJob({ kind, schema, handler })`). Only their kinds are claimed. */
+  jobs: AnyJobDefinition[];
+  /** Queues to claim from; default: the queues of `jobs` (`default` for those without one). */
+  queues?: string[];
+  /** Jobs run at once by this worker (10). */
+  concurrency?: number;
+  /** How long a claimed job stays this worker's without a heartbeat (30,000). */
+  leaseMs?: number;
+  /** How often leases are extended (10,000); keep it well under leaseMs. */
+  heartbeatMs?: number;
+  /** Fallback poll when no NOTIFY arrives (2,000); doubles while idle up to pollIntervalIdleMaxMs (30,000). */
+  pollIntervalMs?: number;
+  pollIntervalIdleMaxMs?: number;
+  /** How long a handler may ignore its aborted signal before its slot is freed (5,000). */
+  abandonAfterMs?: number;
+  /** Default grace of `stop()` and of SIGTERM/SIGINT (30,000). */
+  shutdownGraceMs?: number;
+  /** How often the LISTEN connection checks it still listens (30,000). */
+  listenerCheckMs?: number;
+  /** Take part in leader election for promotion and reaping (true). */
+  maintenance?: boolean;
+  /** The promoter sleeps until the next due job, at most this long (1,000). */
+  promoteIntervalMaxMs?: number;
+  /** How often the leader looks for expired leases (leaseMs / 6, at least 1,000 unless leaseMs is smaller). */
+  reapIntervalMs?: number;
+  /** Outcomes are written at most this long after the first one is buffered (2), */
+  completionFlushMs?: number;
+  /** ... or as soon as this many are buffered (500). */
+  completionBatch?: number;
+  /** Stop gracefully on SIGTERM/SIGINT, then re-raise the signal (true). */
+  handleSignals?: boolean;
+  logger?: Logger;
+  /** Default: `<hostname>:<pid>:<random>`. */
+  workerId?: string;
+}
+
+/** Counters of a worker, for tests, logs and (later) metrics. */
+export interface WorkerStats {
+  claimed: number;
+  completed: number;
+  retried: number;
+  dead: number;
+  cancelled: number;
+  released: number;
+  staleWrites: number;
+  abandoned: number;
+  timedOut: number;
+  leasesLost: number;
+}
+
+/**
+ * A running worker: claims jobs of its kinds from its queues, runs them,
+ * writes outcomes in batches, keeps leases alive, and (when elected) does the
+ * maintenance. Create it with `spool.work(options)`; end it with `stop()`.
+ */
+export class Worker {
+  readonly id: string;
+  readonly queues: string[];
+  readonly kinds: string[];
+  readonly concurrency: number;
+  readonly #spool: Spool;
+  readonly #executor: Executor;
+  readonly #log: Logger;
+  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs'>> & { reapIntervalMs: number };
+  readonly #definitions: Map<string, AnyJobDefinition>;
+  readonly #statements: { claim: string; progress: string; unregister: string; orphans: string };
+  readonly #running = new Map<string, Execution>();
+  readonly #held = new Map<string, number>();
+  readonly #listener: Listener;
+  readonly #heartbeat: Heartbeat;
+  readonly #completer: Completer;
+  readonly #elector: LeaderElector | undefined;
+  readonly #promoter: Promoter | undefined;
+  readonly #reaper: Reaper | undefined;
+  readonly #stats: WorkerStats = {
+    claimed: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, released: 0, staleWrites: 0, abandoned: 0, timedOut: 0, leasesLost: 0,
+  };
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #claim: Promise<void> | undefined;
+  #wakeAgain = false;
+  #backlog = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #pollDelay: number;
+  #stopping: Promise<void> | undefined;
+  #signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
+
+  constructor(spool: Spool, executor: Executor, options: WorkerOptions) {
+    const parsed = workerOptionsSchema.safeParse(options);
+    if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
+    this.#definitions = new Map();
+    options.jobs.forEach((job, index) => {
+      if (!isJobDefinition(job)) {
+        throw new ValidationError([{ path: `jobs.${index}`, message: 'expected a defineJob(...) value' }]);
+      }
+      if (typeof job.handler !== 'function') {
+        throw new ValidationError([{ path: `jobs.${index}.handler`, message: `job ${job.kind} has no handler: add handler: async (payload, ctx) => result` }]);
+      }
+      if (this.#definitions.has(job.kind)) {
+        throw new ValidationError([{ path: `jobs.${index}.kind`, message: `kind ${job.kind} is defined twice` }]);
+      }
+      this.#definitions.set(job.kind, job);
+    });
+    this.#spool = spool;
+    this.#executor = executor;
+    const leaseMs = options.leaseMs ?? LEASE_MS_DEFAULT;
+    this.#options = {
+      concurrency: options.concurrency ?? CONCURRENCY_DEFAULT,
+      leaseMs,
+      heartbeatMs: options.heartbeatMs ?? Math.min(HEARTBEAT_MS_DEFAULT, Math.floor(leaseMs / 3)),
+      pollIntervalMs: options.pollIntervalMs ?? POLL_INTERVAL_DEFAULT,
+      pollIntervalIdleMaxMs: Math.max(options.pollIntervalIdleMaxMs ?? POLL_INTERVAL_IDLE_MAX_DEFAULT, options.pollIntervalMs ?? 0),
+      abandonAfterMs: options.abandonAfterMs ?? ABANDON_AFTER_MS_DEFAULT,
+      shutdownGraceMs: options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS_DEFAULT,
+      listenerCheckMs: options.listenerCheckMs ?? LISTENER_CHECK_INTERVAL_DEFAULT,
+      maintenance: options.maintenance ?? true,
+      promoteIntervalMaxMs: options.promoteIntervalMaxMs ?? PROMOTE_INTERVAL_MAX_DEFAULT,
+      reapIntervalMs: options.reapIntervalMs ?? Math.min(5_000, Math.max(10, Math.floor(leaseMs / 6))),
+      completionFlushMs: options.completionFlushMs ?? COMPLETION_FLUSH_MS_DEFAULT,
+      completionBatch: options.completionBatch ?? COMPLETION_BATCH_DEFAULT,
+      handleSignals: options.handleSignals ?? true,
+    };
+    if (this.#options.heartbeatMs >= leaseMs) {
+      throw new ValidationError([{ path: 'heartbeatMs', message: `must be less than leaseMs (${leaseMs}); a third of it is a good value` }]);
+    }
+    this.concurrency = this.#options.concurrency;
+    this.kinds = [...this.#definitions.keys()];
+    this.queues = options.queues ?? [...new Set([...this.#definitions.values()].map((d) => d.queue ?? QUEUE_DEFAULT))];
+    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.#log = (options.logger ?? createLogger()).child({ worker_id: this.id });
+    this.#pollDelay = this.#options.pollIntervalMs;
+
+    const q = spool.quotedSchema;
+    this.#statements = { claim: claimSql(q), progress: progressSql(q), unregister: unregisterSql(q), orphans: orphanKindsSql(q) };
+    this.#listener = new Listener(spool.listenerConnection(), {
+      channel: spool.channel,
+      log: this.#log,
+      checkIntervalMs: this.#options.listenerCheckMs,
+    });
+    this.#listener.onNotification((message) => this.#onNotification(message));
+    this.#listener.onResubscribe(() => {
+      this.#backlog = true;
+      this.#wake();
+      this.#promoter?.trigger();
+    });
+    this.#completer = new Completer({
+      executor,
+      quotedSchema: q,
+      workerId: this.id,
+      channel: spool.channel,
+      flushMs: this.#options.completionFlushMs,
+      batch: this.#options.completionBatch,
+      log: this.#log,
+      onWritten: (outcomes) => this.#written(outcomes),
+    });
+    this.#heartbeat = new Heartbeat({
+      executor,
+      quotedSchema: q,
+      workerId: this.id,
+      leaseMs,
+      intervalMs: this.#options.heartbeatMs,
+      queues: this.queues,
+      kinds: this.kinds,
+      concurrency: this.concurrency,
+      log: this.#log,
+      held: () => [...this.#held.entries()],
+      onLost: (ids) => this.#abort(ids, 'lease'),
+      onCancel: (ids) => this.#abort(ids, 'cancel'),
+    });
+    if (this.#options.maintenance) {
+      this.#promoter = new Promoter({ executor, quotedSchema: q, channel: spool.channel, intervalMs: this.#options.promoteIntervalMaxMs, log: this.#log });
+      this.#reaper = new Reaper({ executor, quotedSchema: q, channel: spool.channel, intervalMs: this.#options.reapIntervalMs, leaseMs, log: this.#log });
+      this.#elector = new LeaderElector({
+        executor,
+        quotedSchema: q,
+        workerId: this.id,
+        ttlMs: leaseMs,
+        log: this.#log,
+        onChange: (leader) => {
+          if (leader) {
+            this.#promoter!.start();
+            this.#reaper!.start();
+          } else {
+            void this.#promoter!.stop();
+            void this.#reaper!.stop();
+          }
+        },
+      });
+    }
+  }
+
+  /** Counters since start. */
+  get stats(): Readonly<WorkerStats> {
+    return { ...this.#stats, staleWrites: this.#completer.counters.stale };
+  }
+
+  /** Attempts running now. */
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  /** True while this process holds the maintenance lease. */
+  get isLeader(): boolean {
+    return this.#elector?.isLeader ?? false;
+  }
+
+  /** True while the LISTEN connection is subscribed. */
+  get listening(): boolean {
+    return this.#listener.connected;
+  }
+
+  /** The background services, for tests that wait for a run. */
+  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; listener: Listener } {
+    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, listener: this.#listener };
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error('a worker starts once');
+    this.#state = 'running';
+    await this.#listener.start().catch((error: Error) => {
+      // Not fatal: the poll still finds jobs, and the listener keeps retrying.
+      this.#log.error({ err: error }, 'could not LISTEN; relying on polling until it can');
+    });
+    this.#heartbeat.start();
+    this.#elector?.start();
+    if (this.#options.handleSignals) this.#installSignalHandlers();
+    this.#log.info({ queues: this.queues, kinds: this.kinds, concurrency: this.concurrency }, 'worker started');
+    void this.#warnAboutOrphans();
+    this.#backlog = true;
+    this.#wake();
+  }
+
+  /**
+   * Stops claiming, lets running jobs finish within `graceMs`, then aborts
+   * the rest (signal reason ShutdownError) and puts them back to `available`
+   * without using up an attempt; writes buffered outcomes, gives up the
+   * maintenance lease and closes the LISTEN connection.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#shutdown(options.graceMs ?? this.#options.shutdownGraceMs);
+    return this.#stopping;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      await this.#listener.stop();
+      return;
+    }
+    this.#state = 'stopping';
+    this.#removeSignalHandlers();
+    clearTimeout(this.#pollTimer);
+    this.#log.info({ in_flight: this.#running.size, grace_ms: graceMs }, 'worker stopping');
+    await this.#claim;
+    await this.#settleWithin(graceMs);
+    if (this.#running.size > 0) {
+      for (const execution of this.#running.values()) execution.abort('shutdown');
+      await this.#settleWithin(Math.min(this.#options.abandonAfterMs, 1_000));
+      for (const execution of this.#running.values()) execution.abandon('shutdown');
+      await this.#settleWithin(1_000);
+    }
+    await this.#completer.drain();
+    await this.#heartbeat.stop();
+    await this.#elector?.resign();
+    await this.#promoter?.stop();
+    await this.#reaper?.stop();
+    await this.#executor.query(this.#statements.unregister, [this.id]).catch(() => {});
+    await this.#listener.stop();
+    this.#state = 'stopped';
+    this.#log.info({ stats: this.stats }, 'worker stopped');
+  }
+
+  async #settleWithin(ms: number): Promise<void> {
+    if (this.#running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running.values()].map((e) => e.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #onNotification(message: Notification): void {
+    if (message.type === 'cancel') {
+      this.#abort(message.ids, 'cancel');
+      return;
+    }
+    if (message.scheduled) this.#promoter?.trigger();
+    if (message.queues === null || message.queues.some((queue) => this.queues.includes(queue))) {
+      this.#backlog = true;
+      this.#wake();
+    }
+  }
+
+  #abort(ids: string[], cause: AbortCause): void {
+    for (const id of ids) {
+      const execution = this.#running.get(id);
+      if (!execution) continue;
+      if (cause === 'lease') this.#stats.leasesLost++;
+      this.#log.warn({ job_id: id, kind: execution.kind, attempt: execution.attempt, cause }, 'aborting a running job');
+      execution.abort(cause);
+    }
+  }
+
+  /** Claims if there are free slots and nothing is being claimed; otherwise remembers to. */
+  #wake(): void {
+    if (this.#state !== 'running') return;
+    if (this.#claim) {
+      this.#wakeAgain = true;
+      return;
+    }
+    const free = this.concurrency - this.#running.size;
+    if (free <= 0) return;
+    this.#wakeAgain = false;
+    this.#claim = this.#claimUpTo(free).finally(() => {
+      this.#claim = undefined;
+      if (this.#wakeAgain || this.#backlog) this.#wake();
+    });
+  }
+
+  async #claimUpTo(limit: number): Promise<void> {
+    let rows: ClaimedRow[];
+    try {
+      rows = await this.#executor.query<ClaimedRow>(this.#statements.claim, [this.queues, this.kinds, limit, this.id, this.#options.leaseMs]);
+    } catch (error) {
+      this.#log.error({ err: error }, 'claim failed; retrying at the next poll');
+      this.#backlog = false;
+      this.#schedulePoll(false);
+      return;
+    }
+    // A full batch means more may be waiting: claim again when slots free up.
+    this.#backlog = rows.length === limit;
+    this.#schedulePoll(rows.length > 0);
+    if (rows.length === 0) return;
+    this.#stats.claimed += rows.length;
+    rows.sort((a, b) => a.priority - b.priority || a.run_at.getTime() - b.run_at.getTime() || Number(a.id) - Number(b.id));
+    for (const row of rows) this.#run(row);
+  }
+
+  #run(row: ClaimedRow): void {
+    const id = String(row.id);
+    row.id = id;
+    this.#held.set(id, row.attempt);
+    const execution = execute({
+      row,
+      definition: this.#definitions.get(row.kind)!,
+      log: this.#log,
+      workerId: this.id,
+      abandonAfterMs: this.#options.abandonAfterMs,
+      context: { spool: this.#spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
+      report: (outcome, info) => {
+        this.#running.delete(id);
+        if (info.abandoned) {
+          this.#stats.abandoned++;
+          this.#log.warn({ job_id: id, kind: row.kind, attempt: row.attempt, cause: info.cause }, 'handler ignored its aborted signal: abandoned');
+        }
+        if (outcome?.error && (outcome.error as { timeout?: boolean }).timeout) this.#stats.timedOut++;
+        if (outcome) {
+          this.#count(outcome);
+          this.#completer.push(outcome);
+        } else {
+          this.#held.delete(id);
+        }
+        if (this.#backlog || this.#wakeAgain) this.#wake();
+      },
+    });
+    this.#running.set(id, execution);
+  }
+
+  #count(outcome: Outcome): void {
+    switch (outcome.outcome) {
+      case 'completed': this.#stats.completed++; break;
+      case 'failed': this.#stats.retried++; break;
+      case 'dead': this.#stats.dead++; break;
+      case 'cancelled': this.#stats.cancelled++; break;
+      case 'released': this.#stats.released++; break;
+    }
+  }
+
+  #written(outcomes: readonly Outcome[]): void {
+    for (const outcome of outcomes) {
+      if (this.#held.get(outcome.id) === outcome.attempt && !this.#running.has(outcome.id)) this.#held.delete(outcome.id);
+    }
+  }
+
+  async #progress(id: string, attempt: number, value: unknown): Promise<void> {
+    await this.#executor.query(this.#statements.progress, [id, attempt, JSON.stringify(value ?? null), this.id]);
+  }
+
+  #schedulePoll(found: boolean): void {
+    clearTimeout(this.#pollTimer);
+    if (this.#state !== 'running') return;
+    this.#pollDelay = found ? this.#options.pollIntervalMs : Math.min(this.#pollDelay * 2, this.#options.pollIntervalIdleMaxMs);
+    this.#pollTimer = setTimeout(() => {
+      this.#backlog = true;
+      this.#wake();
+    }, this.#pollDelay);
+    this.#pollTimer.unref();
+  }
+
+  async #warnAboutOrphans(): Promise<void> {
+    try {
+      const rows = await this.#executor.query<{ kind: string; waiting: number }>(this.#statements.orphans, [this.queues, this.kinds]);
+      for (const row of rows) {
+        this.#log.warn({ kind: row.kind, waiting: row.waiting, queues: this.queues }, 'jobs of this kind wait in these queues, but no handler here runs them');
+      }
+    } catch (error) {
+      this.#log.debug({ err: error }, 'could not check for kinds without handlers');
+    }
+  }
+
+  #installSignalHandlers(): void {
+    this.#signalHandler = (signal) => {
+      this.#log.info({ signal }, 'signal received: stopping gracefully');
+      void this.stop().finally(() => {
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      });
+    };
+    process.once('SIGTERM', this.#signalHandler);
+    process.once('SIGINT', this.#signalHandler);
+  }
+
+  #removeSignalHandlers(): void {
+    if (!this.#signalHandler) return;
+    process.off('SIGTERM', this.#signalHandler);
+    process.off('SIGINT', this.#signalHandler);
+  }
+}
