@@ -226,7 +226,7 @@ export class Spool {
    * await worker.stop({ graceMs: 10_000 });
    */
   async work(options: WorkerOptions): Promise<Worker> {
-    const worker = new Worker(this, this.#pool, options);
+    const worker = new Worker(this, options);
     await worker.start();
     return worker;
   }
@@ -247,8 +247,8 @@ export class Spool {
     await this.#pool.query(this.#statements.setPaused, [queue, paused, this.channel]);
   }
 
-  /** Settings for a dedicated connection to the same database (the LISTEN connection). */
-  listenerConnection(): postgres.Options<Record<string, postgres.PostgresType>> {
+  /** Settings for dedicated connections to the same database (a worker's pool, the LISTEN connection). */
+  connectionSettings(): postgres.Options<Record<string, postgres.PostgresType>> {
     return connectionOf(this.sql);
   }
 

@@ -36,8 +36,10 @@ export class Listener {
   #retryTimer: NodeJS.Timeout | undefined;
   #subscribing: Promise<void> | undefined;
   #failures = 0;
-  /** How many times the connection was found deaf and re-subscribed (for tests and metrics). */
+  /** Subscriptions made so far, the first included (for tests and metrics). */
   resubscriptions = 0;
+  /** The server process of the listening connection (pg_stat_activity.pid). */
+  backendPid: number | undefined;
 
   constructor(connection: postgres.Options<Record<string, postgres.PostgresType>>, options: ListenerOptions) {
     this.#options = {
@@ -113,6 +115,8 @@ export class Listener {
     this.#subscribing ??= (async () => {
       try {
         await this.#sql.unsafe(`LISTEN "${this.#options.channel}"`);
+        const [row] = await this.#sql`SELECT pg_backend_pid() AS pid`;
+        this.backendPid = row!.pid as number;
         const wasSubscribed = this.resubscriptions > 0 || this.#failures > 0;
         this.#connected = true;
         this.#failures = 0;

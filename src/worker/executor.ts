@@ -54,9 +54,19 @@ export interface ExecuteOptions {
  */
 export function execute(options: ExecuteOptions): Execution {
   const { row, definition, workerId } = options;
-  const controller = new AbortController();
+  // The signal and the child logger are made on first use: most no-op-ish
+  // handlers touch neither, and at tens of thousands of jobs/s it shows.
+  let controller: AbortController | undefined;
+  let abortReason: Error | undefined;
+  let log: Logger | undefined;
+  const signal = () => {
+    controller ??= new AbortController();
+    if (abortReason && !controller.signal.aborted) controller.abort(abortReason);
+    return controller.signal;
+  };
+  const logger = () =>
+    (log ??= options.log.child({ job_id: row.id, kind: row.kind, queue: row.queue, attempt: row.attempt, worker_id: workerId }));
   const started = performance.now();
-  const log = options.log.child({ job_id: row.id, kind: row.kind, queue: row.queue, attempt: row.attempt, worker_id: workerId });
   const timeoutMs = row.timeout_ms ?? definition.timeoutMs;
   let cause: AbortCause | undefined;
   let timeoutTimer: NodeJS.Timeout | undefined;
@@ -68,8 +78,8 @@ export function execute(options: ExecuteOptions): Execution {
     if (cause) return;
     cause = why;
     const { name, message } = ABORT_ERRORS[why];
-    const reason = Object.assign(new Error(why === 'timeout' ? `${message} after ${timeoutMs} ms` : message), { name });
-    controller.abort(reason);
+    abortReason = Object.assign(new Error(why === 'timeout' ? `${message} after ${timeoutMs} ms` : message), { name });
+    controller?.abort(abortReason);
     graceTimer = setTimeout(() => giveUp(ABANDONED), options.abandonAfterMs);
   };
 
@@ -98,8 +108,12 @@ export function execute(options: ExecuteOptions): Execution {
           metadata: row.metadata,
           createdAt: row.created_at,
         },
-        signal: controller.signal,
-        log,
+        get signal() {
+          return signal();
+        },
+        get log() {
+          return logger();
+        },
         progress: (value) => options.context.progress(row.id, row.attempt, value),
         spool: options.context.spool,
       };

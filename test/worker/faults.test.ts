@@ -218,13 +218,16 @@ describe('wake-ups', () => {
     const worker = await work({ jobs: [quick], pollIntervalMs: 60_000, pollIntervalIdleMaxMs: 60_000, listenerCheckMs: 60_000 });
     await waitFor(() => worker.listening, 'the listener to subscribe');
     const before = worker.services.listener.resubscriptions;
-    const [{ terminated }] = (await db.sql`
-      SELECT count(pg_terminate_backend(pid))::int AS terminated FROM pg_stat_activity
-       WHERE datname = current_database() AND application_name = 'spool-listener'`) as unknown as [{ terminated: number }];
-    expect(terminated).toBe(1);
+    const pid = worker.services.listener.backendPid!;
+    const backend = async () =>
+      Number((await db.sql`SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ${pid} AND application_name = 'spool-listener'`)[0]!.n);
+    expect(await backend()).toBe(1);
+    await db.sql`SELECT pg_terminate_backend(${pid})`;
+    await waitFor(async () => (await backend()) === 0, 'the LISTEN backend to be gone');
     const { id } = await db.spool.enqueue(quick, {});
     await waitFor(async () => (await job(id)).state === 'completed', 'the job to run', 5_000);
-    expect(worker.services.listener.resubscriptions).toBeGreaterThan(before);
+    await waitFor(() => worker.services.listener.resubscriptions > before, 'the listener to subscribe again');
+    expect(worker.services.listener.backendPid).not.toBe(pid);
   });
 
   it('a notification wakes an idle worker at once (not the poll)', async () => {

@@ -1,0 +1,6 @@
+/** Peers, driven the way their docs advise; loaded from bench/node_modules when installed. */
+export interface Peer {
+  drain(url: string, jobs: number, concurrency: number): Promise<number>;
+}
+
+export const peers: Record<string, Peer> = {};
