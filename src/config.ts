@@ -16,17 +16,42 @@ const envSchema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,57}$/, { error: 'expected 1-58 lowercase letters, digits and _, starting with a letter or _' })
     .default(SCHEMA_DEFAULT),
+  SPOOL_TASKS: z.string().min(1).optional(),
+  SPOOL_QUEUES: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:/-]*(,[A-Za-z0-9_][A-Za-z0-9_.:/-]*)*$/, {
+      error: 'expected queue names separated by commas, e.g. "default,mail"',
+    })
+    .optional(),
+  SPOOL_CONCURRENCY: z
+    .string()
+    .regex(/^[1-9][0-9]{0,4}$/, { error: 'expected a positive integer' })
+    .optional(),
+  SPOOL_SHUTDOWN_GRACE_MS: z
+    .string()
+    .regex(/^[0-9]{1,9}$/, { error: 'expected milliseconds as a whole number' })
+    .optional(),
 });
 
 export interface SpoolConfig {
   databaseUrl: string | undefined;
   schema: string;
+  /** Worker settings (`spool work`). */
+  tasks: string | undefined;
+  queues: string[] | undefined;
+  concurrency: number | undefined;
+  shutdownGraceMs: number | undefined;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): SpoolConfig {
+  const pick = (key: keyof z.input<typeof envSchema>) => env[key] || undefined;
   const parsed = envSchema.safeParse({
-    DATABASE_URL: env.DATABASE_URL || undefined,
-    SPOOL_SCHEMA: env.SPOOL_SCHEMA || undefined,
+    DATABASE_URL: pick('DATABASE_URL'),
+    SPOOL_SCHEMA: pick('SPOOL_SCHEMA'),
+    SPOOL_TASKS: pick('SPOOL_TASKS'),
+    SPOOL_QUEUES: pick('SPOOL_QUEUES'),
+    SPOOL_CONCURRENCY: pick('SPOOL_CONCURRENCY'),
+    SPOOL_SHUTDOWN_GRACE_MS: pick('SPOOL_SHUTDOWN_GRACE_MS'),
   });
   if (!parsed.success) {
     const issues: FieldIssue[] = parsed.error.issues.map((issue) => {
@@ -35,5 +60,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     });
     throw new ValidationError(issues, 'config_invalid');
   }
-  return { databaseUrl: parsed.data.DATABASE_URL, schema: parsed.data.SPOOL_SCHEMA };
+  const d = parsed.data;
+  return {
+    databaseUrl: d.DATABASE_URL,
+    schema: d.SPOOL_SCHEMA,
+    tasks: d.SPOOL_TASKS,
+    queues: d.SPOOL_QUEUES?.split(','),
+    concurrency: d.SPOOL_CONCURRENCY === undefined ? undefined : Number(d.SPOOL_CONCURRENCY),
+    shutdownGraceMs: d.SPOOL_SHUTDOWN_GRACE_MS === undefined ? undefined : Number(d.SPOOL_SHUTDOWN_GRACE_MS),
+  };
 }

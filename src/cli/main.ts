@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { SpoolError } from '../errors.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerWork } from './commands/work.js';
 
 const program = new Command()
   .name('spool')
@@ -9,6 +10,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerMigrate(program);
+registerWork(program);
 
 try {
   await program.parseAsync(process.argv);

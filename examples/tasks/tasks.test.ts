@@ -1,0 +1,92 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Worker } from '../../src/index.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { loadTasks } from '../../src/worker/tasks.js';
+import { useTestDatabase } from '../../test/support/database.js';
+import { waitFor } from '../../test/support/factories.js';
+
+const db = useTestDatabase();
+let worker: Worker;
+let folder: string;
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'spool-examples-'));
+  process.env.SPOOL_OUTBOX_DIR = join(folder, 'outbox');
+  process.env.SPOOL_REPORTS_DIR = join(folder, 'reports');
+  delete process.env.SMTP_URL;
+  const jobs = await loadTasks('examples/tasks');
+  expect(jobs.map((j) => j.kind).sort()).toEqual(['email.send', 'file.process', 'report.generate']);
+  worker = await db.spool.work({ jobs, logger: createLogger({ level: 'silent' }), handleSignals: false });
+});
+
+afterAll(async () => {
+  await worker?.stop({ graceMs: 1_000 });
+  await rm(folder, { recursive: true, force: true });
+});
+
+const finished = (id: string) =>
+  waitFor(async () => {
+    const job = await db.spool.getJob(id);
+    return job && ['completed', 'dead'].includes(job.state) ? job : null;
+  }, `job ${id} to finish`);
+
+describe('example tasks', () => {
+  it('email.send writes an .eml file to the outbox without SMTP_URL', async () => {
+    const { id } = await db.spool.enqueue('email.send', { to: 'ann@example.com', subject: 'Welcome', text: 'Hello Ann' });
+    const job = await finished(id);
+    expect(job.state).toBe('completed');
+    const result = job.result as { via: string; file: string };
+    expect(result.via).toBe('outbox');
+    const eml = await readFile(result.file, 'utf8');
+    expect(eml).toMatch(/^To: ann@example\.com$/m);
+    expect(eml).toMatch(/^Subject: Welcome$/m);
+    expect(eml).toContain('Hello Ann');
+  });
+
+  it('email.send refuses a bad address for good (schema), naming the field', async () => {
+    const [{ id }] = (await db.sql`SELECT spool.enqueue('email.send', '{"to":"nobody","subject":"x"}') AS id`) as unknown as [{ id: string }];
+    const job = await finished(id);
+    expect(job.state).toBe('dead');
+    expect(job.errors[0]!.message).toMatch(/payload\.to/);
+  });
+
+  it('report.generate writes a CSV of jobs by queue and state', async () => {
+    await db.spool.enqueueMany([
+      { job: 'report.input', queue: 'r1' },
+      { job: 'report.input', queue: 'r1' },
+      { job: 'report.input', queue: 'r2', delayMs: 60_000 },
+    ]);
+    const { id } = await db.spool.enqueue('report.generate', { queues: ['r1', 'r2'] });
+    const job = await finished(id);
+    expect(job.state).toBe('completed');
+    const csv = await readFile((job.result as { file: string }).file, 'utf8');
+    const lines = csv.trim().split('\n').map((line) => line.split(',').slice(0, 3).join(','));
+    expect(lines).toEqual(['queue,state,jobs', 'r1,available,2', 'r2,scheduled,1']);
+  });
+
+  it('file.process streams a file: SHA-256 and a gzip copy', async () => {
+    const content = randomBytes(300_000);
+    const path = join(folder, 'input.bin');
+    await writeFile(path, content);
+    const { id } = await db.spool.enqueue('file.process', { path });
+    const job = await finished(id);
+    expect(job.state).toBe('completed');
+    const result = job.result as { sha256: string; bytes: number; gzipPath: string };
+    expect(result.sha256).toBe(createHash('sha256').update(content).digest('hex'));
+    expect(result.bytes).toBe(content.length);
+    expect(gunzipSync(await readFile(result.gzipPath)).equals(content)).toBe(true);
+    expect(job.progress).toEqual({ bytes: content.length });
+  });
+
+  it('file.process fails for good on a missing file', async () => {
+    const { id } = await db.spool.enqueue('file.process', { path: join(folder, 'missing.bin') });
+    const job = await finished(id);
+    expect(job).toMatchObject({ state: 'dead', attempt: 1 });
+    expect(job.errors[0]!.message).toMatch(/PermanentError: cannot read/);
+  });
+});

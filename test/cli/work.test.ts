@@ -1,0 +1,64 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../src/index.js';
+import { loadTasks } from '../../src/worker/tasks.js';
+import { runCli } from '../support/cli.js';
+import { useTestDatabase } from '../support/database.js';
+import { waitFor } from '../support/factories.js';
+
+const db = useTestDatabase();
+
+const folder = 'test/fixtures/tasks';
+
+describe('task folders', () => {
+  it('loads <kind>.mjs files: a bare function and a { schema, handler } object; skips tests and other files', async () => {
+    const jobs = await loadTasks(folder);
+    expect(jobs.map((j) => [j.kind, j.maxAttempts])).toEqual([
+      ['greet.hello', undefined],
+      ['math.double', 2],
+    ]);
+  });
+
+  it('refuses a folder that is missing, empty, or has a file whose export is not a handler, naming it', async () => {
+    await expect(loadTasks(join(folder, 'nope'))).rejects.toThrow(/cannot read the task folder/);
+    const empty = await mkdtemp(join(tmpdir(), 'spool-empty-'));
+    await expect(loadTasks(empty)).rejects.toThrow(/no task files/);
+    await writeFile(join(empty, 'bad.kind.mjs'), `export default 42;\n`);
+    const error = await loadTasks(empty).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).field).toBe('bad.kind.mjs');
+    await rm(empty, { recursive: true });
+  });
+});
+
+describe('spool work', () => {
+  it('runs the task folder\'s handlers, then stops on SIGTERM with exit code 0', async () => {
+    const run = runCli(['work', '--tasks', folder, '--concurrency', '4'], { DATABASE_URL: db.url });
+    const hello = await db.spool.enqueue('greet.hello', { name: 'Ann' });
+    const double = await db.spool.enqueue('math.double', { n: 21 });
+    await waitFor(async () => (await db.spool.getJob(double.id))?.state === 'completed', 'math.double to complete', 30_000);
+    await waitFor(async () => (await db.spool.getJob(hello.id))?.state === 'completed', 'greet.hello to complete');
+    expect((await db.spool.getJob(hello.id))?.result).toEqual({ greeted: 'Ann', attempt: 1 });
+    expect((await db.spool.getJob(double.id))?.result).toBe(42);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.workers`) as unknown as [{ n: number }];
+    expect(n).toBe(0);
+  });
+
+  it('fails fast with the setting named: no --tasks, a bad SPOOL_CONCURRENCY, a bad queue list', async () => {
+    const noTasks = runCli(['work'], { DATABASE_URL: db.url, SPOOL_TASKS: '' });
+    expect(await noTasks.exited).toBe(1);
+    expect(noTasks.output().stderr).toMatch(/tasks: is not set/);
+
+    const badConcurrency = runCli(['work', '--tasks', folder], { DATABASE_URL: db.url, SPOOL_CONCURRENCY: 'abc' });
+    expect(await badConcurrency.exited).toBe(1);
+    expect(badConcurrency.output().stderr).toContain('SPOOL_CONCURRENCY: expected a positive integer, got "abc"');
+
+    const badQueues = runCli(['work', '--tasks', folder, '--queues', 'a,,b'], { DATABASE_URL: db.url });
+    expect(await badQueues.exited).toBe(1);
+    expect(badQueues.output().stderr).toMatch(/SPOOL_QUEUES: expected queue names separated by commas/);
+  });
+});
