@@ -6,9 +6,8 @@
  *   npx tsx bench/throughput.ts [jobs=50000] [systems=spool,graphile,pgboss]
  */
 import os from 'node:os';
-import { z } from 'zod';
-import { createLogger, createSpool, defineJob } from '../src/index.js';
 import { benchDatabase, type BenchDatabase } from './support/database.js';
+import { drain, fill, openSpool } from './support/spool.js';
 import { peers } from './support/peers.js';
 
 const JOBS = Number(process.argv[2] ?? 50_000);
@@ -16,25 +15,12 @@ const SYSTEMS = (process.argv[3] ?? 'spool,graphile,pgboss').split(',');
 const CONCURRENCIES = [10, 50];
 
 async function spoolDrain(db: BenchDatabase, concurrency: number): Promise<number> {
-  const spool = createSpool({ connectionString: db.url, poolSize: 8 });
+  const spool = await openSpool(db.url);
   try {
-    await spool.migrate();
     await spool.sql`TRUNCATE spool.jobs`;
-    const noop = defineJob({ kind: 'bench.noop', schema: z.object({ n: z.number() }), handler: () => undefined });
-    for (let done = 0; done < JOBS; done += 10_000) {
-      await spool.enqueueMany(Array.from({ length: Math.min(10_000, JOBS - done) }, (_, n) => ({ job: noop, payload: { n } })));
-    }
+    await fill(spool, JOBS);
     await spool.sql`VACUUM ANALYZE spool.jobs`;
-    const started = performance.now();
-    const worker = await spool.work({ jobs: [noop], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false });
-    for (;;) {
-      const [{ left }] = (await spool.sql`SELECT count(*)::int AS left FROM spool.jobs WHERE state <> 'completed'`) as unknown as [{ left: number }];
-      if (left === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const seconds = (performance.now() - started) / 1000;
-    await worker.stop({ graceMs: 1_000 });
-    return JOBS / seconds;
+    return await drain(spool, JOBS, concurrency);
   } finally {
     await spool.close();
   }

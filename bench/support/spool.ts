@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { createLogger, createSpool, defineJob, type Spool } from '../../src/index.js';
+
+export const noop = defineJob({ kind: 'bench.noop', schema: z.object({ n: z.number() }), handler: () => undefined });
+
+/** Enqueues `jobs` no-op jobs in batches of 10,000 (not timed). */
+export async function fill(spool: Spool, jobs: number): Promise<void> {
+  for (let done = 0; done < jobs; done += 10_000) {
+    await spool.enqueueMany(Array.from({ length: Math.min(10_000, jobs - done) }, (_, n) => ({ job: noop, payload: { n } })));
+  }
+}
+
+/**
+ * Starts one worker at `concurrency` over `bench.noop` jobs already in the
+ * table and returns jobs/s from its start until `jobs` of them completed.
+ */
+export async function drain(spool: Spool, jobs: number, concurrency: number): Promise<number> {
+  let completed = 0;
+  let done: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const counting = defineJob({
+    kind: 'bench.noop',
+    schema: z.object({ n: z.number() }),
+    handler: () => {
+      if (++completed === jobs) done();
+    },
+  });
+  const started = performance.now();
+  const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false });
+  await finished;
+  // Handlers are done; the outcomes must be in the table too.
+  await worker.stop({ graceMs: 10_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const [{ left }] = (await spool.sql`SELECT count(*)::int AS left FROM spool.jobs WHERE kind = 'bench.noop' AND state <> 'completed'`) as unknown as [
+    { left: number },
+  ];
+  if (left !== 0) throw new Error(`${left} jobs not completed after the drain`);
+  return jobs / seconds;
+}
+
+export async function openSpool(url: string): Promise<Spool> {
+  const spool = createSpool({ connectionString: url, poolSize: 8 });
+  await spool.migrate();
+  return spool;
+}
