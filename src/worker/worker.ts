@@ -27,8 +27,10 @@ export const ABANDON_AFTER_MS_DEFAULT = 5_000;
 export const SHUTDOWN_GRACE_MS_DEFAULT = 30_000;
 export const PROMOTE_INTERVAL_MAX_DEFAULT = 1_000;
 export const WORKER_POOL_SIZE_DEFAULT = 5;
-/** Prefetch is used only while the recent average run time is below this. */
-export const PREFETCH_BELOW_MS = 50;
+/** Most jobs a worker claims ahead of its free slots. */
+export const PREFETCH_MAX_DEFAULT = 500;
+/** The prefetch buffer holds about this much work, at the recent average run time. */
+export const PREFETCH_WINDOW_MS = 100;
 
 const ms = (name: string, min = 1) =>
   z
@@ -75,10 +77,11 @@ export interface WorkerOptions {
   /** Jobs run at once by this worker (10). */
   concurrency?: number;
   /**
-   * Jobs claimed ahead of free slots into a local buffer, so that claiming
-   * overlaps running (default: 2 × concurrency, at most 500). Only used while
-   * jobs are quick (recent average under 50 ms): a buffered job holds a lease
-   * and waits for this worker, so slow jobs are never hoarded. 0 turns it off.
+   * Most jobs claimed ahead of free slots into a local buffer, so that
+   * claiming overlaps running (500). The buffer is sized to hold about 100 ms
+   * of work at the recent average run time, so quick jobs are claimed in big
+   * batches while slow ones (a buffered job holds a lease and waits for this
+   * worker) are never hoarded. 0 turns it off.
    */
   prefetch?: number;
   /**
@@ -175,7 +178,7 @@ export class Worker {
   #claim: Promise<void> | undefined;
   #wakeAgain = false;
   #backlog = false;
-  /** Moving average of recent run times; prefetch only pays off (and is only fair) for quick jobs. */
+  /** Moving average of recent run times, which sizes the prefetch buffer. */
   #averageRunMs = Number.POSITIVE_INFINITY;
   #pollTimer: NodeJS.Timeout | undefined;
   #pollDelay: number;
@@ -213,7 +216,7 @@ export class Worker {
     const leaseMs = options.leaseMs ?? LEASE_MS_DEFAULT;
     this.#options = {
       concurrency: options.concurrency ?? CONCURRENCY_DEFAULT,
-      prefetch: options.prefetch ?? Math.min(500, 2 * (options.concurrency ?? CONCURRENCY_DEFAULT)),
+      prefetch: options.prefetch ?? PREFETCH_MAX_DEFAULT,
       leaseMs,
       heartbeatMs: options.heartbeatMs ?? Math.min(HEARTBEAT_MS_DEFAULT, Math.floor(leaseMs / 3)),
       pollIntervalMs: options.pollIntervalMs ?? POLL_INTERVAL_DEFAULT,
@@ -432,7 +435,11 @@ export class Worker {
       this.#wakeAgain = true;
       return;
     }
-    const prefetch = this.#averageRunMs < PREFETCH_BELOW_MS ? this.#options.prefetch : 0;
+    // About PREFETCH_WINDOW_MS of work, at the recent average run time (none until one job ran).
+    const prefetch = Math.min(
+      this.#options.prefetch,
+      Math.floor((this.concurrency * PREFETCH_WINDOW_MS) / Math.max(this.#averageRunMs, 0.01)),
+    );
     const capacity = this.concurrency + prefetch;
     const room = capacity - this.#running.size - this.#buffer.length;
     const idle = this.#running.size === 0 && this.#buffer.length === 0;
