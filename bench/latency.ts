@@ -8,8 +8,10 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
-import { createLogger, createSpool, defineJob } from '../src/index.js';
 import { benchDatabase } from './support/database.js';
+import { spoolBuild, spoolModule } from './support/spool.js';
+
+const { createLogger, createSpool, defineJob } = spoolModule;
 import { peers } from './support/peers.js';
 
 const COUNT = Number(process.argv[2] ?? 2_000);
@@ -52,7 +54,7 @@ async function spoolLatency(url: string): Promise<number[]> {
 
 const db = await benchDatabase();
 try {
-  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; ${db.server}; ${JSON.stringify(db.settings)}`);
+  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; Spool from ${spoolBuild}; ${db.server}; ${JSON.stringify(db.settings)}`);
   console.log(`${COUNT} jobs at ${RATE}/s, enqueue → handler start, ms\n`);
   console.log('| system | p50 | p95 | p99 | max |');
   console.log('|---|---:|---:|---:|---:|');

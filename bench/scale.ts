@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import { benchDatabase } from './support/database.js';
-import { drain, fill, openSpool } from './support/spool.js';
+import { drain, fill, openSpool, spoolBuild } from './support/spool.js';
 
 const JOBS = Number(process.argv[2] ?? 50_000);
 const HISTORY = Number(process.argv[3] ?? 1_000_000);
@@ -16,7 +16,7 @@ const RUNS = 3;
 const db = await benchDatabase();
 const spool = await openSpool(db.url);
 try {
-  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; ${db.server}; ${JSON.stringify(db.settings)}`);
+  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; Spool from ${spoolBuild}; ${db.server}; ${JSON.stringify(db.settings)}`);
   const measure = async (label: string) => {
     const rates: number[] = [];
     for (let i = 0; i < RUNS; i++) {

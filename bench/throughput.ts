@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import { benchDatabase, type BenchDatabase } from './support/database.js';
-import { drain, fill, openSpool } from './support/spool.js';
+import { drain, fill, openSpool, spoolBuild } from './support/spool.js';
 import { peers } from './support/peers.js';
 
 const JOBS = Number(process.argv[2] ?? 50_000);
@@ -28,7 +28,7 @@ async function spoolDrain(db: BenchDatabase, concurrency: number): Promise<numbe
 
 const db = await benchDatabase();
 try {
-  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; ${db.server}; ${JSON.stringify(db.settings)}`);
+  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; Spool from ${spoolBuild}; ${db.server}; ${JSON.stringify(db.settings)}`);
   console.log(`${JOBS.toLocaleString('en-US')} no-op jobs, pre-enqueued, drained by one process\n`);
   console.log('| system | concurrency | jobs/s |');
   console.log('|---|---:|---:|');

@@ -1,5 +1,16 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { createLogger, createSpool, defineJob, type Spool } from '../../src/index.js';
+import type { Spool } from '../../src/index.js';
+
+// Spool as users run it: the compiled dist/ when built (tsx's transform adds
+// per-closure overhead that shows at tens of thousands of jobs/s), else src/.
+const distEntry = new URL('../../dist/src/index.js', import.meta.url);
+export const spoolModule: typeof import('../../src/index.js') = existsSync(distEntry)
+  ? await import(distEntry.href)
+  : await import('../../src/index.js');
+const { createLogger, createSpool, defineJob } = spoolModule;
+/** Which build the figures come from. */
+export const spoolBuild = existsSync(distEntry) ? 'dist (compiled)' : 'src (tsx)';
 
 export const noop = defineJob({ kind: 'bench.noop', schema: z.object({ n: z.number() }), handler: () => undefined });
 
