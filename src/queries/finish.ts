@@ -14,45 +14,43 @@
  * $1 outcomes (JSON array), $2 worker id, $3 channel.
  */
 export function finishSql(q: string): string {
-  return `
-WITH input AS (
-  SELECT *
-    FROM jsonb_to_recordset($1::text::jsonb)
-      AS x(id bigint, attempt integer, outcome text, result jsonb, error jsonb, delay_ms bigint)
-), plan AS (
-  SELECT x.id, x.attempt, x.result, x.error, x.delay_ms,
-         CAST(CASE
+  // The next state, from the outcome and the row as it is now (inlined three times below: a CTE
+  // that joins the row first costs a second primary-key lookup per outcome).
+  const next = `(CASE
            WHEN x.outcome = 'completed' THEN 'completed'
            WHEN x.outcome = 'released' THEN 'available'
            WHEN x.outcome = 'cancelled' OR j.cancel_requested_at IS NOT NULL THEN 'cancelled'
            WHEN x.outcome = 'dead' OR j.attempt >= j.max_attempts THEN 'dead'
            ELSE 'scheduled'
-         END AS ${q}.job_state) AS next_state
-    FROM input x
-    JOIN ${q}.jobs j ON j.id = x.id
+         END)`;
+  return `
+WITH input AS (
+  SELECT *
+    FROM jsonb_to_recordset($1::text::jsonb)
+      AS x(id bigint, attempt integer, outcome text, result jsonb, error jsonb, delay_ms bigint)
 ), done AS (
   UPDATE ${q}.jobs j
-     SET state = p.next_state,
-         attempt = CASE WHEN p.next_state = 'available' THEN j.attempt - 1 ELSE j.attempt END,
-         result = CASE WHEN p.next_state = 'completed' THEN p.result ELSE j.result END,
+     SET state = CAST(${next} AS ${q}.job_state),
+         attempt = CASE WHEN x.outcome = 'released' THEN j.attempt - 1 ELSE j.attempt END,
+         result = CASE WHEN x.outcome = 'completed' THEN x.result ELSE j.result END,
          errors = CASE
-           WHEN p.error IS NULL THEN j.errors
+           WHEN x.error IS NULL THEN j.errors
            ELSE (CASE WHEN jsonb_array_length(j.errors) >= 20 THEN j.errors - 0 ELSE j.errors END)
-                || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now()) || p.error)
+                || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now()) || x.error)
          END,
-         run_at = CASE
-           WHEN p.next_state = 'scheduled' THEN now() + coalesce(p.delay_ms, 0) * interval '1 millisecond'
-           WHEN p.next_state = 'available' THEN now()
+         run_at = CASE ${next}
+           WHEN 'scheduled' THEN now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'
+           WHEN 'available' THEN now()
            ELSE j.run_at
          END,
-         finished_at = CASE WHEN p.next_state IN ('completed', 'dead', 'cancelled') THEN now() END,
+         finished_at = CASE WHEN ${next} IN ('completed', 'dead', 'cancelled') THEN now() END,
          worker_id = NULL,
          lease_expires_at = NULL
-    FROM plan p
-   WHERE j.id = p.id
+    FROM input x
+   WHERE j.id = x.id
      AND j.state = 'running'
      AND j.worker_id = $2
-     AND j.attempt = p.attempt
+     AND j.attempt = x.attempt
   RETURNING j.id, j.state, j.queue
 ), wake AS (
   SELECT pg_notify($3::text, json_build_object(

@@ -2,8 +2,8 @@ import type { Executor } from '../db/executor.js';
 import { finishSql, type Outcome } from '../queries/finish.js';
 import type { Logger } from '../observability/logger.js';
 
-export const COMPLETION_FLUSH_MS_DEFAULT = 2;
-export const COMPLETION_BATCH_DEFAULT = 500;
+export const COMPLETION_FLUSH_MS_DEFAULT = 20;
+export const COMPLETION_BATCH_DEFAULT = 2_000;
 
 /**
  * Buffers the outcomes of finished attempts and writes them as one statement

@@ -28,7 +28,7 @@ export const SHUTDOWN_GRACE_MS_DEFAULT = 30_000;
 export const PROMOTE_INTERVAL_MAX_DEFAULT = 1_000;
 export const WORKER_POOL_SIZE_DEFAULT = 5;
 /** Most jobs a worker claims ahead of its free slots. */
-export const PREFETCH_MAX_DEFAULT = 500;
+export const PREFETCH_MAX_DEFAULT = 1_000;
 /** The prefetch buffer holds about this much work, at the recent average run time. */
 export const PREFETCH_WINDOW_MS = 100;
 
@@ -78,7 +78,7 @@ export interface WorkerOptions {
   concurrency?: number;
   /**
    * Most jobs claimed ahead of free slots into a local buffer, so that
-   * claiming overlaps running (500). The buffer is sized to hold about 100 ms
+   * claiming overlaps running (1,000). The buffer is sized to hold about 100 ms
    * of work at the recent average run time, so quick jobs are claimed in big
    * batches while slow ones (a buffered job holds a lease and waits for this
    * worker) are never hoarded. 0 turns it off.
@@ -113,9 +113,9 @@ export interface WorkerOptions {
   promoteIntervalMaxMs?: number;
   /** How often the leader looks for expired leases (leaseMs / 6, at least 1,000 unless leaseMs is smaller). */
   reapIntervalMs?: number;
-  /** Outcomes are written at most this long after the first one is buffered (2), */
+  /** Outcomes are written at most this long after the first one is buffered (20), */
   completionFlushMs?: number;
-  /** ... or as soon as this many are buffered (500). */
+  /** ... or as soon as this many are buffered (2,000). */
   completionBatch?: number;
   /** Stop gracefully on SIGTERM/SIGINT, then re-raise the signal (true). */
   handleSignals?: boolean;
