@@ -13,6 +13,7 @@ import { peers } from './support/peers.js';
 const JOBS = Number(process.argv[2] ?? 50_000);
 const SYSTEMS = (process.argv[3] ?? 'spool,graphile,pgboss').split(',');
 const CONCURRENCIES = [10, 50];
+const RUNS = Number(process.env.RUNS ?? 3);
 
 async function spoolDrain(db: BenchDatabase, concurrency: number): Promise<number> {
   const spool = await openSpool(db.url);
@@ -30,23 +31,32 @@ const db = await benchDatabase();
 try {
   console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; Spool from ${spoolBuild}; ${db.server}; ${JSON.stringify(db.settings)}`);
   console.log(`${JOBS.toLocaleString('en-US')} no-op jobs, pre-enqueued, drained by one process\n`);
-  console.log('| system | concurrency | jobs/s |');
-  console.log('|---|---:|---:|');
-  for (const system of SYSTEMS) {
-    for (const concurrency of CONCURRENCIES) {
-      let rate: number | undefined;
-      if (system === 'spool') rate = await spoolDrain(db, concurrency);
-      else {
-        const peer = peers[system];
-        if (!peer) throw new Error(`unknown system ${system}`);
-        rate = await peer.drain(db.url, JOBS, concurrency).catch((error: Error) => {
-          console.log(`| ${system} | ${concurrency} | skipped: ${error.message.split('\n')[0]} |`);
-          return undefined;
-        });
+  // Rounds interleave the systems, so a noisy minute on this shared machine hits all of them.
+  const rates = new Map<string, number[]>();
+  for (let round = 0; round < RUNS; round++) {
+    for (const system of SYSTEMS) {
+      for (const concurrency of CONCURRENCIES) {
+        const key = `${system}|${concurrency}`;
+        const rate = system === 'spool'
+          ? await spoolDrain(db, concurrency)
+          : await peers[system]!.drain(db.url, JOBS, concurrency).catch((error: Error) => {
+              console.log(`${system} at ${concurrency} failed: ${error.message.split('\n')[0]}`);
+              return undefined;
+            });
+        if (rate !== undefined) rates.set(key, [...(rates.get(key) ?? []), rate]);
       }
-      if (rate !== undefined) console.log(`| ${system} | ${concurrency} | ${Math.round(rate).toLocaleString('en-US')} |`);
     }
   }
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  console.log(`median of ${RUNS} interleaved runs\n`);
+  console.log('| system | concurrency | jobs/s | min – max |');
+  console.log('|---|---:|---:|---|');
+  for (const [key, values] of rates) {
+    const [system, concurrency] = key.split('|');
+    const sorted = [...values].sort((a, b) => a - b);
+    console.log(`| ${system} | ${concurrency} | ${fmt(sorted[Math.floor(sorted.length / 2)]!)} | ${fmt(sorted[0]!)} – ${fmt(sorted[sorted.length - 1]!)} |`);
+  }
+  for (const system of SYSTEMS.filter((s) => s !== 'spool' && peers[s])) console.log(`\n${system}: ${peers[system]!.describe()}`);
 } finally {
   await db.close();
 }

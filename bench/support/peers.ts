@@ -1,38 +1,116 @@
 /**
  * Peers for the benchmarks, each driven the way its own docs advise, loaded
- * from bench/node_modules (cd bench && npm install). Every adapter counts
- * completions in its handler and resolves when all are in.
+ * from bench/node_modules (cd bench && npm install).
+ *
+ * drain(): jobs are enqueued in bulk (not timed), then one worker starts at
+ * the given concurrency; the clock runs from just before the worker is
+ * started until every job's handler has run AND its completion is in the
+ * peer's store (rows gone or marked completed, BullMQ's `completed` event),
+ * as Spool's own drain does. The store is then checked for leftovers.
+ *
+ * latency(): an idle worker at concurrency 10, ready (listening) before the
+ * first enqueue; jobs are enqueued one call each on a steady schedule; each
+ * job carries `performance.now()` taken just before its enqueue call and the
+ * handler records the difference on entry.
+ *
+ * Every adapter stops its worker, closes its pools and connections and drops
+ * the peer's schema (or obliterates its BullMQ queue) before returning, also
+ * when it fails.
  */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 
 // Loaded by name at run time: the peers live in bench/node_modules, which CI
-// (and the type check) does not install.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const load = (name: string): Promise<any> => import(name);
+// (and the type check) does not install, so a literal import('graphile-worker')
+// would not type-check there. Each peer is imported inside its own adapter
+// methods, so a missing peer only fails that peer.
+const load = (name: string): Promise<unknown> => import(name);
 
 export interface Peer {
-  /** Enqueue `jobs` no-ops (not timed), start one worker at `concurrency`, return jobs/s until all are done. */
+  /**
+   * Enqueue `jobs` no-op jobs (bulk, as fast as the peer allows; not timed), then start ONE worker
+   * in this process at `concurrency`, tuned as the peer's own performance docs advise for throughput,
+   * and return jobs/s measured from worker start until every job is done. Stop the worker and clean up
+   * (drop the peer's schema or flush its Redis keys) before returning.
+   */
   drain(url: string, jobs: number, concurrency: number): Promise<number>;
-  /** Idle worker (concurrency 10), `count` jobs enqueued one at a time at `ratePerSec`: enqueue → handler start, ms. */
+  /**
+   * Start an idle worker (concurrency 10, tuned for low latency as the peer's docs advise, e.g. LISTEN/NOTIFY where the peer has it),
+   * wait until it is ready, then enqueue `count` jobs one at a time at `ratePerSec` (a steady schedule, not bursts),
+   * and return, for every job, the milliseconds from just before its enqueue call to the start of its handler
+   * (use performance.now() in this same process; pass the enqueue timestamp in the payload or a map keyed by job id).
+   * Stop and clean up before returning.
+   */
   latency(url: string, count: number, ratePerSec: number): Promise<number[]>;
+  /** Versions and the settings used, printed by the benchmark next to the figures. */
   describe(): string;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// ---------------------------------------------------------------- helpers
 
-function counter(target: number): { hit: (n?: number) => void; done: Promise<void> } {
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Idle period between "worker ready" and the first enqueue of a latency run (as Spool's run). */
+const IDLE_MS = 500;
+/** A run fails if no job completes for this long (a stuck peer must not hang the benchmark). */
+const STALL_MS = 60_000;
+
+interface Counter {
+  hit(n?: number): void;
+  readonly count: number;
+  /** Resolves when `target` hits are in; rejects if none arrives for STALL_MS. */
+  done(what: string): Promise<void>;
+}
+
+function counter(target: number): Counter {
   let count = 0;
+  let last = performance.now();
   let resolve: () => void = () => {};
-  const done = new Promise<void>((r) => (resolve = r));
+  const reached = new Promise<void>((r) => (resolve = r));
+  if (target <= 0) resolve();
   return {
-    hit: (n = 1) => {
+    hit(n = 1) {
       count += n;
+      last = performance.now();
       if (count >= target) resolve();
     },
-    done,
+    get count() {
+      return count;
+    },
+    async done(what) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        const check = () => {
+          if (performance.now() - last > STALL_MS) reject(new Error(`${what}: stalled at ${count}/${target} jobs`));
+          else timer = setTimeout(check, 1_000);
+        };
+        timer = setTimeout(check, 1_000);
+      });
+      try {
+        await Promise.race([reached, stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
   };
 }
 
-/** Enqueues at a steady rate; `enqueue(t)` gets the timestamp taken just before the call. */
+/** Polls `left()` until it returns 0 (used to see the last completions land in the store). */
+async function until0(what: string, left: () => Promise<number>): Promise<void> {
+  const deadline = performance.now() + STALL_MS;
+  for (;;) {
+    const n = await left();
+    if (n === 0) return;
+    if (performance.now() > deadline) throw new Error(`${what}: ${n} jobs still not completed`);
+    await sleep(2);
+  }
+}
+
+/**
+ * Enqueues `count` jobs on a steady open-loop schedule (job i is due at i / ratePerSec), one call
+ * each; `enqueue(t)` gets performance.now() taken just before the call. Calls are not awaited one
+ * by one, so a slow enqueue does not push the schedule back (no coordinated omission).
+ */
 async function steady(count: number, ratePerSec: number, enqueue: (t: number) => Promise<unknown>): Promise<void> {
   const start = performance.now();
   const pending: Promise<unknown>[] = [];
@@ -44,180 +122,410 @@ async function steady(count: number, ratePerSec: number, enqueue: (t: number) =>
   await Promise.all(pending);
 }
 
-async function withClient<T>(url: string, fn: (client: { query: (text: string, values?: unknown[]) => Promise<unknown> }) => Promise<T>): Promise<T> {
-  const pg = (await load('pg')).default;
+interface PgClient {
+  connect(): Promise<unknown>;
+  query(text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
+  end(): Promise<void>;
+}
+
+/** A plain node-postgres client (bench/node_modules/pg, the driver both Postgres peers use). */
+async function pgClient(url: string): Promise<PgClient> {
+  const mod = (await load('pg')) as { default?: unknown; Client?: unknown };
+  const pg = (mod.default ?? mod) as { Client: new (options: { connectionString: string }) => PgClient };
   const client = new pg.Client({ connectionString: url });
   await client.connect();
+  return client;
+}
+
+/** Cleanup step of a run: a failure here is reported, not thrown over the run's own outcome. */
+async function dropSchema(url: string, schema: string): Promise<void> {
   try {
-    return await fn(client);
-  } finally {
-    await client.end();
+    const client = await pgClient(url);
+    try {
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    } finally {
+      await client.end();
+    }
+  } catch (error) {
+    console.error(`dropping schema ${schema}: ${(error as Error).message}`);
   }
 }
 
-/** graphile-worker 0.18 with the batching its performance docs advise for throughput. */
-const graphile: Peer = {
-  describe: () => 'graphile-worker 0.18.0: concurrentJobs = concurrency, maxPoolSize = concurrency + 2; drain: localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0; latency: defaults (LISTEN/NOTIFY)',
-  async drain(url, jobs, concurrency) {
-    const { run, makeWorkerUtils } = await load('graphile-worker');
-    const utils = await makeWorkerUtils({ connectionString: url });
-    await utils.migrate();
-    await utils.release();
-    await withClient(url, async (client) => {
-      await client.query('DELETE FROM graphile_worker._private_jobs');
-      for (let done = 0; done < jobs; done += 10_000) {
-        await client.query(
-          `SELECT graphile_worker.add_jobs(array(SELECT ('noop', json_build_object('n', g), null, null, null, null, null, null)::graphile_worker.job_spec
-             FROM generate_series(1, $1::int) g))`,
-          [Math.min(10_000, jobs - done)],
-        );
-      }
-      await client.query('VACUUM ANALYZE graphile_worker._private_jobs');
-    });
-    const finished = counter(jobs);
-    const started = performance.now();
-    const runner = await run({
-      noHandleSignals: true,
-      taskList: { noop: async () => finished.hit() },
-      preset: {
-        worker: {
-          connectionString: url,
-          concurrentJobs: concurrency,
-          maxPoolSize: concurrency + 2,
-          localQueue: { size: 500 },
-          completeJobBatchDelay: 0,
-          failJobBatchDelay: 0,
-        },
-      },
-    } as never);
-    await finished.done;
-    await runner.stop();
-    return jobs / ((performance.now() - started) / 1000);
-  },
-  async latency(url, count, ratePerSec) {
-    const { run, makeWorkerUtils } = await load('graphile-worker');
-    const utils = await makeWorkerUtils({ connectionString: url });
-    await utils.migrate();
-    const latencies: number[] = [];
-    const finished = counter(count);
-    const runner = await run({
-      noHandleSignals: true,
-      taskList: {
-        probe: async (payload: { t: number }) => {
-          latencies.push(performance.now() - payload.t);
-          finished.hit();
-        },
-      },
-      preset: { worker: { connectionString: url, concurrentJobs: 10 } },
-    } as never);
-    await sleep(500);
-    await steady(count, ratePerSec, (t) => utils.addJob('probe', { t }));
-    await finished.done;
-    await runner.stop();
-    await utils.release();
-    return latencies;
-  },
-};
-
-/** pg-boss 12: batch fetch, workers per queue, burst fetching while batches come back full. */
-const pgboss: Peer = {
-  describe: () =>
-    'pg-boss 12.38.0: drain: localConcurrency = concurrency / 10 workers × batchSize 10, burstWhenBatchFull, pollingIntervalSeconds 0.5; latency: useListenNotify + queue notify, localConcurrency 10',
-  async drain(url, jobs, concurrency) {
-    const { PgBoss } = await load('pg-boss');
-    const boss = new PgBoss({ connectionString: url, max: concurrency + 4 });
-    boss.on('error', () => {});
-    await boss.start();
-    await boss.createQueue('noop');
-    for (let done = 0; done < jobs; done += 5_000) {
-      await boss.insert('noop', Array.from({ length: Math.min(5_000, jobs - done) }, (_, n) => ({ data: { n } })));
-    }
-    const finished = counter(jobs);
-    const started = performance.now();
-    const batchSize = 10;
-    await boss.work(
-      'noop',
-      { batchSize, localConcurrency: Math.max(1, Math.round(concurrency / batchSize)), pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
-      async (batch: unknown[]) => finished.hit(batch.length),
-    );
-    await finished.done;
-    const seconds = (performance.now() - started) / 1000;
-    await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
-    return jobs / seconds;
-  },
-  async latency(url, count, ratePerSec) {
-    const { PgBoss } = await load('pg-boss');
-    const boss = new PgBoss({ connectionString: url, useListenNotify: true });
-    boss.on('error', () => {});
-    await boss.start();
-    await boss.createQueue('probe', { notify: true });
-    const latencies: number[] = [];
-    const finished = counter(count);
-    await boss.work('probe', { localConcurrency: 10, pollingIntervalSeconds: 0.5 }, async ([job]: Array<{ data: { t: number } }>) => {
-      latencies.push(performance.now() - job!.data.t);
-      finished.hit();
-    });
-    await sleep(500);
-    await steady(count, ratePerSec, (t) => boss.send('probe', { t }));
-    await finished.done;
-    await boss.stop({ graceful: true, wait: true, timeout: 10_000 });
-    return latencies;
-  },
-};
-
-/** BullMQ 6 needs an ioredis client (maxRetriesPerRequest: null, as its docs require for workers). */
-async function redis(): Promise<unknown> {
-  const { Redis } = await load('ioredis');
-  return new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null });
+async function countOf(client: PgClient, text: string, values?: unknown[]): Promise<number> {
+  const { rows } = await client.query(text, values);
+  return Number(rows[0]?.n ?? NaN);
 }
 
-/** BullMQ 6 on the machine's Redis (127.0.0.1:6379). */
-const bullmq: Peer = {
-  describe: () => 'bullmq 6.7.0 on Redis 7 (127.0.0.1:6379): Worker concurrency = concurrency; addBulk in chunks of 1,000',
-  async drain(_url, jobs, concurrency) {
-    const { Queue, Worker } = await load('bullmq');
-    const connection = await redis();
-    const name = `spool-bench-${process.pid}-${Date.now()}`;
-    const queue = new Queue(name, { connection });
-    for (let done = 0; done < jobs; done += 1_000) {
-      await queue.addBulk(Array.from({ length: Math.min(1_000, jobs - done) }, (_, n) => ({ name: 'noop', data: { n }, opts: { removeOnComplete: true } })));
+// ---------------------------------------------------------------- graphile-worker 0.18
+
+interface GraphileRunner {
+  stop(reason?: string): Promise<void>;
+  promise: Promise<void>;
+}
+interface GraphileUtils {
+  migrate(): Promise<void>;
+  addJob(identifier: string, payload: unknown): Promise<unknown>;
+  addJobs(specs: ReadonlyArray<{ identifier: string; payload: unknown }>): Promise<ReadonlyArray<unknown>>;
+  release(): Promise<void>;
+}
+interface GraphileWorker {
+  run(options: object): Promise<GraphileRunner>;
+  makeWorkerUtils(options: object): Promise<GraphileUtils>;
+  Logger: new (factory: (scope: unknown) => (level: string, message: string) => void) => unknown;
+}
+
+const GRAPHILE_SCHEMA = 'graphile_worker';
+
+/** Errors and warnings only; graphile-worker logs every start/stop at info level. */
+function graphileLogger(gw: GraphileWorker): unknown {
+  return new gw.Logger(() => (level, message) => {
+    if (level === 'error' || level === 'warning') console.error(`graphile-worker ${level}: ${message}`);
+  });
+}
+
+/**
+ * graphile-worker 0.18: run() with a preset. Drain uses the configuration of its performance page
+ * (https://worker.graphile.org/docs/performance): localQueue 500, completeJobBatchDelay 0,
+ * failJobBatchDelay 0, maxPoolSize the larger of 10 and concurrentJobs + 2 (as its option docs
+ * recommend). Latency keeps the defaults, which are its low-latency mode: no local queue, no
+ * completion batching, LISTEN/NOTIFY on the jobs table.
+ */
+const graphile: Peer = {
+  describe: () =>
+    'graphile-worker 0.18.0: run() with preset.worker { concurrentJobs: concurrency, maxPoolSize: max(10, concurrency + 2) }, noHandleSignals; ' +
+    'drain: jobs added with WorkerUtils.addJobs in batches of 10,000; localQueue { size: 500 }, completeJobBatchDelay 0, failJobBatchDelay 0 (its performance page); ' +
+    'latency: concurrentJobs 10, defaults otherwise (no local queue or batching, LISTEN/NOTIFY wake-up, pollInterval 2000 ms as backstop), jobs added one addJob call each; ' +
+    'done = handler ran and the job row is deleted',
+  async drain(url, jobs, concurrency) {
+    const gw = (await load('graphile-worker')) as GraphileWorker;
+    const logger = graphileLogger(gw);
+    const client = await pgClient(url);
+    let runner: GraphileRunner | undefined;
+    try {
+      const utils = await gw.makeWorkerUtils({ connectionString: url, logger });
+      try {
+        await utils.migrate();
+        for (let done = 0; done < jobs; done += 10_000) {
+          const n = Math.min(10_000, jobs - done);
+          await utils.addJobs(Array.from({ length: n }, (_, i) => ({ identifier: 'noop', payload: { n: done + i } })));
+        }
+      } finally {
+        await utils.release();
+      }
+      const queued = await countOf(client, `SELECT count(*)::int AS n FROM ${GRAPHILE_SCHEMA}._private_jobs`);
+      if (queued !== jobs) throw new Error(`graphile drain: ${queued} jobs queued, expected ${jobs}`);
+
+      const handled = counter(jobs);
+      const started = performance.now();
+      runner = await gw.run({
+        logger,
+        noHandleSignals: true,
+        taskList: { noop: async () => handled.hit() },
+        preset: {
+          worker: {
+            connectionString: url,
+            concurrentJobs: concurrency,
+            maxPoolSize: Math.max(10, concurrency + 2),
+            localQueue: { size: 500 },
+            completeJobBatchDelay: 0,
+            failJobBatchDelay: 0,
+          },
+        },
+      });
+      await handled.done('graphile drain');
+      // Completed jobs are deleted; the last completion batch lands just after the last handler.
+      await until0('graphile drain', () => countOf(client, `SELECT count(*)::int AS n FROM ${GRAPHILE_SCHEMA}._private_jobs`));
+      const seconds = (performance.now() - started) / 1000;
+      if (handled.count !== jobs) throw new Error(`graphile drain: ${handled.count} handler runs for ${jobs} jobs`);
+      return jobs / seconds;
+    } finally {
+      await runner?.stop().catch((error: Error) => console.error(`graphile-worker stop: ${error.message}`));
+      await client.end();
+      await dropSchema(url, GRAPHILE_SCHEMA);
     }
-    const finished = counter(jobs);
-    const started = performance.now();
-    const worker = new Worker(name, async () => finished.hit(), { connection, concurrency });
-    await finished.done;
-    const seconds = (performance.now() - started) / 1000;
-    await worker.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    (connection as { disconnect(): void }).disconnect();
-    return jobs / seconds;
+  },
+  async latency(url, count, ratePerSec) {
+    const gw = (await load('graphile-worker')) as GraphileWorker;
+    const logger = graphileLogger(gw);
+    const utils = await gw.makeWorkerUtils({ connectionString: url, logger });
+    let runner: GraphileRunner | undefined;
+    try {
+      await utils.migrate();
+      const latencies: number[] = [];
+      const handled = counter(count);
+      // Our own emitter, so the LISTEN success cannot fire before we subscribe.
+      const events = new EventEmitter();
+      let listenTimer: NodeJS.Timeout | undefined;
+      const listening = new Promise<void>((resolve, reject) => {
+        events.once('pool:listen:success', () => resolve());
+        listenTimer = setTimeout(() => reject(new Error('graphile latency: worker pool did not LISTEN within 30 s')), 30_000);
+      });
+      listening.catch(() => {}); // awaited below; never an unhandled rejection if run() throws first
+      runner = await gw.run({
+        logger,
+        noHandleSignals: true,
+        taskList: {
+          probe: async (payload: { t: number }) => {
+            latencies.push(performance.now() - payload.t);
+            handled.hit();
+          },
+        },
+        preset: { worker: { connectionString: url, concurrentJobs: 10, maxPoolSize: 12, events } },
+      });
+      try {
+        await listening;
+      } finally {
+        clearTimeout(listenTimer);
+      }
+      await sleep(IDLE_MS);
+      await steady(count, ratePerSec, (t) => utils.addJob('probe', { t }));
+      await handled.done('graphile latency');
+      return latencies;
+    } finally {
+      await runner?.stop().catch((error: Error) => console.error(`graphile-worker stop: ${error.message}`));
+      await utils.release();
+      await dropSchema(url, GRAPHILE_SCHEMA);
+    }
+  },
+};
+
+// ---------------------------------------------------------------- pg-boss 12
+
+interface PgBossInstance {
+  on(event: 'error' | 'warning', listener: (value: unknown) => void): unknown;
+  start(): Promise<unknown>;
+  stop(options?: { graceful?: boolean; close?: boolean; timeout?: number }): Promise<void>;
+  createQueue(name: string, options?: object): Promise<void>;
+  insert(name: string, jobs: Array<{ data: object }>): Promise<unknown>;
+  send(name: string, data: object): Promise<string | null>;
+  work(name: string, options: object, handler: (jobs: Array<{ id: string; data: never }>) => Promise<unknown>): Promise<string>;
+  getWipData(): Array<{ name: string; lastFetchedOn: number | null }>;
+}
+interface PgBossModule {
+  PgBoss: new (options: object) => PgBossInstance;
+}
+
+const PGBOSS_SCHEMA = 'pgboss';
+/**
+ * Drain: jobs per fetch (and per completion statement) and polling workers for a concurrency, so
+ * that at most `concurrency` jobs are in flight: batches of up to 25, as few workers as that
+ * allows (10 → 1 × 10, 50 → 2 × 25). Larger batches drained faster in small trials here; a batch
+ * size of 1 cannot use burstWhenBatchFull and falls back to the 0.5 s poll between fetches.
+ */
+function pgbossShape(concurrency: number): { batchSize: number; workers: number } {
+  const batchSize = Math.max(1, Math.min(concurrency, 25));
+  return { batchSize, workers: Math.max(1, Math.ceil(concurrency / batchSize)) };
+}
+
+function watchBoss(boss: PgBossInstance, warnings: string[]): void {
+  boss.on('error', (error) => console.error(`pg-boss error: ${(error as Error)?.message ?? String(error)}`));
+  boss.on('warning', (warning) => {
+    const message = (warning as { message?: string })?.message ?? JSON.stringify(warning);
+    warnings.push(message);
+    console.error(`pg-boss warning: ${message}`);
+  });
+}
+
+/**
+ * pg-boss 12.38: jobs in flight never exceed `concurrency`. Drain: `localConcurrency` polling
+ * workers (its option for parallel workers in one process), each fetching `batchSize` jobs per
+ * query and completing them in one statement, `burstWhenBatchFull` so a worker re-fetches at once
+ * while batches come back full, `pollingIntervalSeconds` 0.5 (the minimum it accepts). Latency:
+ * `useListenNotify` on the instance and `notify: true` on the queue (its LISTEN/NOTIFY wake-up),
+ * 10 workers of one job each, base polling at its 0.5 s minimum as fallback.
+ */
+const pgboss: Peer = {
+  describe: () =>
+    `pg-boss 12.38.0 (schema ${PGBOSS_SCHEMA}, supervision/cron left at defaults): ` +
+    'drain: jobs added with insert() in batches of 10,000; work() with batchSize = min(concurrency, 25), localConcurrency = ceil(concurrency / batchSize) ' +
+    '(≤ concurrency jobs in flight: 10 → 1 × 10, 50 → 2 × 25), burstWhenBatchFull: true, pollingIntervalSeconds 0.5 (minimum), pool max = max(10, workers + 4); ' +
+    'latency: new PgBoss({ useListenNotify: true }) + createQueue(name, { notify: true }) (LISTEN/NOTIFY wake-up), work() with localConcurrency 10 × batchSize 1, ' +
+    'pollingIntervalSeconds 0.5 (fallback), notifyPollingIntervalSeconds 30 (default backstop), jobs added one send() call each; ' +
+    'done = handler ran and the job is in state completed',
+  async drain(url, jobs, concurrency) {
+    const { PgBoss } = (await load('pg-boss')) as PgBossModule;
+    const { batchSize, workers } = pgbossShape(concurrency);
+    const boss = new PgBoss({ connectionString: url, schema: PGBOSS_SCHEMA, max: Math.max(10, workers + 4) });
+    watchBoss(boss, []);
+    const client = await pgClient(url);
+    try {
+      await boss.start();
+      const queue = 'noop';
+      await boss.createQueue(queue);
+      for (let done = 0; done < jobs; done += 10_000) {
+        const n = Math.min(10_000, jobs - done);
+        await boss.insert(queue, Array.from({ length: n }, (_, i) => ({ data: { n: done + i } })));
+      }
+      const left = () =>
+        countOf(client, `SELECT count(*)::int AS n FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND state <> 'completed'`, [queue]);
+      const queued = await left();
+      if (queued !== jobs) throw new Error(`pg-boss drain: ${queued} jobs queued, expected ${jobs}`);
+
+      const handled = counter(jobs);
+      const t0 = performance.now();
+      await boss.work(
+        queue,
+        { batchSize, localConcurrency: workers, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+        async (batch) => handled.hit(batch.length),
+      );
+      await handled.done('pg-boss drain');
+      // The batch is completed by pg-boss right after the handler returns.
+      await until0('pg-boss drain', left);
+      const seconds = (performance.now() - t0) / 1000;
+      if (handled.count !== jobs) throw new Error(`pg-boss drain: ${handled.count} handler runs for ${jobs} jobs`);
+      return jobs / seconds;
+    } finally {
+      await boss.stop({ graceful: true, timeout: 10_000 }).catch((error: Error) => console.error(`pg-boss stop: ${error.message}`));
+      await client.end();
+      await dropSchema(url, PGBOSS_SCHEMA);
+    }
+  },
+  async latency(url, count, ratePerSec) {
+    const { PgBoss } = (await load('pg-boss')) as PgBossModule;
+    const boss = new PgBoss({ connectionString: url, schema: PGBOSS_SCHEMA, useListenNotify: true, max: 14 });
+    const warnings: string[] = [];
+    watchBoss(boss, warnings);
+    try {
+      await boss.start();
+      if (warnings.some((w) => /listen/i.test(w))) throw new Error(`pg-boss latency: LISTEN/NOTIFY unavailable (${warnings.join('; ')})`);
+      const queue = 'probe';
+      await boss.createQueue(queue, { notify: true });
+      const latencies: number[] = [];
+      const handled = counter(count);
+      await boss.work(queue, { localConcurrency: 10, batchSize: 1, pollingIntervalSeconds: 0.5 }, async (batch) => {
+        for (const job of batch as Array<{ data: { t: number } }>) latencies.push(performance.now() - job.data.t);
+        handled.hit(batch.length);
+      });
+      // Ready: every one of the 10 workers has been through its first (empty) fetch.
+      const deadline = performance.now() + 30_000;
+      while (boss.getWipData().filter((w) => w.name === queue && w.lastFetchedOn !== null).length < 10) {
+        if (performance.now() > deadline) throw new Error('pg-boss latency: workers did not start within 30 s');
+        await sleep(10);
+      }
+      await sleep(IDLE_MS);
+      await steady(count, ratePerSec, (t) => boss.send(queue, { t }));
+      await handled.done('pg-boss latency');
+      return latencies;
+    } finally {
+      await boss.stop({ graceful: true, timeout: 10_000 }).catch((error: Error) => console.error(`pg-boss stop: ${error.message}`));
+      await dropSchema(url, PGBOSS_SCHEMA);
+    }
+  },
+};
+
+// ---------------------------------------------------------------- BullMQ 6
+
+interface BullJob {
+  data: { t?: number };
+}
+interface BullQueue {
+  waitUntilReady(): Promise<void>;
+  addBulk(jobs: Array<{ name: string; data: object; opts?: object }>): Promise<unknown>;
+  add(name: string, data: object, opts?: object): Promise<unknown>;
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+  obliterate(opts?: { force?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+interface BullWorker {
+  on(event: 'completed', listener: () => void): unknown;
+  on(event: 'failed' | 'error', listener: (...args: unknown[]) => void): unknown;
+  waitUntilReady(): Promise<unknown>;
+  close(force?: boolean): Promise<void>;
+}
+interface BullModule {
+  Queue: new (name: string, options: object) => BullQueue;
+  Worker: new (name: string, processor: (job: BullJob) => Promise<unknown>, options: object) => BullWorker;
+}
+
+/** Redis for BullMQ; BullMQ opens (and on close() closes) its own ioredis connections from these. */
+const REDIS = { host: '127.0.0.1', port: 6379 };
+/** Completed jobs are removed as they finish, as BullMQ's going-to-production guide advises. */
+const BULL_JOB_OPTS = { removeOnComplete: true, removeOnFail: true };
+
+const bullName = (kind: string) => `spool-bench-${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
+
+function watchWorker(worker: BullWorker): void {
+  worker.on('failed', (_job, error) => console.error(`bullmq job failed: ${(error as Error)?.message ?? String(error)}`));
+  worker.on('error', (error) => console.error(`bullmq worker error: ${(error as Error)?.message ?? String(error)}`));
+}
+
+/** Obliterates the run's queue (all its keys) and closes every connection, whatever happened. */
+async function bullCleanup(queue: BullQueue, worker: BullWorker | undefined): Promise<void> {
+  await worker?.close().catch((error: Error) => console.error(`bullmq worker close: ${error.message}`));
+  await queue.obliterate({ force: true }).catch((error: Error) => console.error(`bullmq obliterate: ${error.message}`));
+  await queue.close();
+}
+
+/**
+ * BullMQ 6.7 on Redis 127.0.0.1:6379, one uniquely named queue per run, obliterated afterwards.
+ * Drain: Queue.addBulk in chunks of 1,000, one Worker with `concurrency`. Latency: a plain Worker
+ * (concurrency 10; it waits for jobs with a blocking BZPOPMIN, BullMQ's only wake-up mechanism).
+ */
+const bullmq: Peer = {
+  describe: () =>
+    'bullmq 6.7.0 on Redis 127.0.0.1:6379 (connection options, BullMQ-managed ioredis clients), one fresh queue per run, obliterated after; ' +
+    'jobs with removeOnComplete/removeOnFail: true; drain: Queue.addBulk in chunks of 1,000, one Worker with concurrency = concurrency, other options default; ' +
+    'latency: plain Worker, concurrency 10, defaults (blocking BZPOPMIN wake-up), jobs added one Queue.add call each; ' +
+    'done = the worker emitted `completed` (moveToFinished done in Redis)',
+  async drain(_url, jobs, concurrency) {
+    const { Queue, Worker } = (await load('bullmq')) as BullModule;
+    const name = bullName('drain');
+    const queue = new Queue(name, { connection: REDIS });
+    let worker: BullWorker | undefined;
+    try {
+      await queue.waitUntilReady();
+      for (let done = 0; done < jobs; done += 1_000) {
+        const n = Math.min(1_000, jobs - done);
+        await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { n: done + i }, opts: BULL_JOB_OPTS })));
+      }
+      const { waiting = NaN } = await queue.getJobCounts('waiting');
+      if (waiting !== jobs) throw new Error(`bullmq drain: ${waiting} jobs waiting, expected ${jobs}`);
+
+      const handled = counter(jobs);
+      const completed = counter(jobs);
+      const started = performance.now();
+      worker = new Worker(name, async () => handled.hit(), { connection: REDIS, concurrency });
+      worker.on('completed', () => completed.hit());
+      watchWorker(worker);
+      await handled.done('bullmq drain');
+      await completed.done('bullmq drain (completed events)');
+      const seconds = (performance.now() - started) / 1000;
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
+      const left = Object.values(counts).reduce((a, b) => a + b, 0);
+      if (left !== 0 || handled.count !== jobs) throw new Error(`bullmq drain: ${handled.count} handler runs, left ${JSON.stringify(counts)}`);
+      return jobs / seconds;
+    } finally {
+      await bullCleanup(queue, worker);
+    }
   },
   async latency(_url, count, ratePerSec) {
-    const { Queue, Worker } = await load('bullmq');
-    const connection = await redis();
-    const name = `spool-latency-${process.pid}-${Date.now()}`;
-    const queue = new Queue(name, { connection });
-    const latencies: number[] = [];
-    const finished = counter(count);
-    const worker = new Worker(
-      name,
-      async (job: { data: { t: number } }) => {
-        latencies.push(performance.now() - job.data.t);
-        finished.hit();
-      },
-      { connection, concurrency: 10 },
-    );
-    await worker.waitUntilReady();
-    await sleep(500);
-    await steady(count, ratePerSec, (t) => queue.add('probe', { t }, { removeOnComplete: true }));
-    await finished.done;
-    await worker.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
-    (connection as { disconnect(): void }).disconnect();
-    return latencies;
+    const { Queue, Worker } = (await load('bullmq')) as BullModule;
+    const name = bullName('latency');
+    const queue = new Queue(name, { connection: REDIS });
+    let worker: BullWorker | undefined;
+    try {
+      await queue.waitUntilReady();
+      const latencies: number[] = [];
+      const handled = counter(count);
+      worker = new Worker(
+        name,
+        async (job) => {
+          latencies.push(performance.now() - job.data.t!);
+          handled.hit();
+        },
+        { connection: REDIS, concurrency: 10 },
+      );
+      watchWorker(worker);
+      await worker.waitUntilReady();
+      await sleep(IDLE_MS);
+      await steady(count, ratePerSec, (t) => queue.add('probe', { t }, BULL_JOB_OPTS));
+      await handled.done('bullmq latency');
+      return latencies;
+    } finally {
+      await bullCleanup(queue, worker);
+    }
   },
 };
 
 export const peers: Record<string, Peer> = { graphile, pgboss, bullmq };
+
