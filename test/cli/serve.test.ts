@@ -1,0 +1,62 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createSpool } from '../../src/index.js';
+import { freePort } from '../../src/db/embedded.js';
+import { runCli, type CliRun } from '../support/cli.js';
+import { waitFor } from '../support/factories.js';
+
+const folders: string[] = [];
+afterAll(async () => {
+  for (const folder of folders) await rm(folder, { recursive: true, force: true });
+});
+
+function postgresProcessesUsing(dataDir: string): number {
+  try {
+    return execFileSync('pgrep', ['-f', `postgres -D ${dataDir}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+  } catch {
+    return 0; // pgrep exits 1 when nothing matches
+  }
+}
+
+async function serve(env: Record<string, string | undefined>): Promise<{ run: CliRun; url: string }> {
+  const run = runCli(['serve', '--tasks', 'examples/tasks'], { DATABASE_URL: undefined, ...env });
+  await waitFor(() => /spool serving/.test(run.output().stdout) || run.child.exitCode !== null, 'spool serve to start', 120_000);
+  const match = /embedded PostgreSQL: (\S+)/.exec(run.output().stdout);
+  if (!match) throw new Error(`no embedded URL printed:\n${run.output().stdout}\n${run.output().stderr}`);
+  return { run, url: match[1]! };
+}
+
+describe('spool serve with no DATABASE_URL', () => {
+  it('starts an embedded PostgreSQL, runs jobs, exits 0 on SIGTERM leaving no PostgreSQL behind, and reuses its data', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'spool-serve-'));
+    folders.push(folder);
+    const dataDir = join(folder, 'pgdata');
+    const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_OUTBOX_DIR: join(folder, 'outbox') };
+
+    const first = await serve(env);
+    const spool = createSpool({ connectionString: first.url, poolSize: 2 });
+    const { id } = await spool.enqueue('email.send', { to: 'ann@example.com', subject: 'Hello' });
+    await waitFor(async () => (await spool.getJob(id))?.state === 'completed', 'the job to complete');
+    await spool.close();
+    first.run.child.kill('SIGTERM');
+    expect(await first.run.exited).toBe(0);
+    expect(postgresProcessesUsing(dataDir)).toBe(0);
+
+    const second = await serve(env);
+    const again = createSpool({ connectionString: second.url, poolSize: 2 });
+    expect((await again.getJob(id))?.state).toBe('completed');
+    await again.close();
+    second.run.child.kill('SIGTERM');
+    expect(await second.run.exited).toBe(0);
+    expect(postgresProcessesUsing(dataDir)).toBe(0);
+  }, 240_000);
+
+  it('fails fast naming a bad SPOOL_PG_PORT, before starting anything', async () => {
+    const run = runCli(['serve', '--tasks', 'examples/tasks'], { DATABASE_URL: undefined, SPOOL_PG_PORT: 'abc' });
+    expect(await run.exited).toBe(1);
+    expect(run.output().stderr).toMatch(/SPOOL_PG_PORT: expected a TCP port/);
+  });
+});

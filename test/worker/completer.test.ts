@@ -1,0 +1,55 @@
+import postgres from 'postgres';
+import { describe, expect, it } from 'vitest';
+import { postgresExecutor } from '../../src/db/executor.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Completer } from '../../src/worker/completer.js';
+import { useTestDatabase } from '../support/database.js';
+
+const db = useTestDatabase();
+
+describe('completer', () => {
+  it('at shutdown, gives up writing outcomes when the database is gone instead of retrying forever', async () => {
+    const pool = postgres(db.url, { max: 1, onnotice: () => {} });
+    const written: unknown[] = [];
+    const completer = new Completer({
+      executor: postgresExecutor(pool),
+      quotedSchema: '"spool"',
+      workerId: 'w-gone',
+      channel: 'spool_jobs',
+      flushMs: 60_000,
+      log: createLogger({ level: 'silent' }),
+      onWritten: (outcomes) => written.push(...outcomes),
+    });
+    await pool.end();
+    completer.push({ id: '1', attempt: 1, outcome: 'completed', result: null });
+    await completer.drain(3);
+    expect(completer.counters.errors).toBe(3);
+    expect(completer.pending).toBe(0);
+    expect(written).toEqual([]);
+  });
+
+  it('writes buffered outcomes in one statement and counts the ones the database refuses as stale', async () => {
+    const { id } = await db.spool.enqueue('completer.kind', {});
+    await db.sql`UPDATE spool.jobs SET state = 'running', attempt = 1, worker_id = 'w1', lease_expires_at = now() + interval '1 minute' WHERE id = ${id}`;
+    const statements: string[] = [];
+    const pool = postgres(db.url, { max: 1, onnotice: () => {}, debug: (_c, query) => statements.push(query) });
+    const completer = new Completer({
+      executor: postgresExecutor(pool),
+      quotedSchema: '"spool"',
+      workerId: 'w1',
+      channel: 'spool_jobs',
+      flushMs: 60_000,
+      log: createLogger({ level: 'silent' }),
+      onWritten: () => {},
+    });
+    await pool`SELECT 1`; // connect first: postgres.js fetches array types on connect
+    statements.length = 0;
+    completer.push({ id, attempt: 1, outcome: 'completed', result: { ok: 1 } });
+    completer.push({ id, attempt: 2, outcome: 'completed', result: { stale: true } }); // wrong attempt: refused
+    await completer.drain();
+    await pool.end();
+    expect(statements).toHaveLength(1);
+    expect(completer.counters).toMatchObject({ completed: 1, stale: 1 });
+    expect(await db.spool.getJob(id)).toMatchObject({ state: 'completed', result: { ok: 1 } });
+  });
+});
