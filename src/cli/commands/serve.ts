@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
-import { loadConfig } from '../../config.js';
 import { ValidationError } from '../../errors.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../db/embedded.js';
 import { createLogger } from '../../observability/logger.js';
 import { loadTasks } from '../../worker/tasks.js';
+import { configWithFlags, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
 /** Port of the embedded PostgreSQL unless SPOOL_PG_PORT says otherwise (stable, so the printed URL stays valid). */
 export const EMBEDDED_PORT_DEFAULT = 54329;
@@ -19,63 +19,41 @@ export const EMBEDDED_PORT_DEFAULT = 54329;
  * (The HTTP API joins this command in the server issue.)
  */
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('run workers and maintenance; with no DATABASE_URL, on an embedded PostgreSQL')
-    .option('--tasks <dir>', 'folder of <kind>.js handlers (env SPOOL_TASKS)')
-    .option('--queues <list>', 'comma-separated queues to work (env SPOOL_QUEUES)')
-    .option('--concurrency <n>', 'jobs at once (env SPOOL_CONCURRENCY; default 10)')
-    .action(async (flags: { tasks?: string; queues?: string; concurrency?: string }) => {
-      const config = loadConfig({
-        ...process.env,
-        ...(flags.tasks !== undefined ? { SPOOL_TASKS: flags.tasks } : {}),
-        ...(flags.queues !== undefined ? { SPOOL_QUEUES: flags.queues } : {}),
-        ...(flags.concurrency !== undefined ? { SPOOL_CONCURRENCY: flags.concurrency } : {}),
-      });
-      const port = Number(process.env.SPOOL_PG_PORT ?? EMBEDDED_PORT_DEFAULT);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new ValidationError([{ path: 'SPOOL_PG_PORT', message: `expected a TCP port (1-65535), got ${JSON.stringify(process.env.SPOOL_PG_PORT)}` }], 'config_invalid');
-      }
-      if (!config.tasks) {
-        throw new ValidationError([{ path: 'tasks', message: 'is not set: pass --tasks <dir> (or SPOOL_TASKS) with <kind>.js handlers' }], 'config_invalid');
-      }
-      const log = createLogger();
-      const jobs = await loadTasks(config.tasks);
-      let embedded: EmbeddedPostgres | undefined;
-      let url = config.databaseUrl;
-      if (!url) {
-        const dataDir = resolve(process.env.SPOOL_DATA_DIR ?? '.spool/pgdata');
-        await mkdir(resolve(dataDir, '..'), { recursive: true });
-        embedded = await startEmbeddedPostgres({ dataDir, port });
-        url = embedded.url;
-        log.info({ url, data_dir: dataDir }, 'embedded PostgreSQL started (no DATABASE_URL): psql it with this URL');
-        process.stdout.write(`embedded PostgreSQL: ${url} (data in ${dataDir})\n`);
-      }
-      const spool = createSpool({ connectionString: url, schema: config.schema });
-      try {
-        await spool.migrate();
-        const worker = await spool.work({
-          jobs,
-          ...(config.queues !== undefined ? { queues: config.queues } : {}),
-          ...(config.concurrency !== undefined ? { concurrency: config.concurrency } : {}),
-          ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
-          logger: log,
-          handleSignals: false,
-        });
-        process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
-        await new Promise<void>((done) => {
-          const stop = (signal: NodeJS.Signals) => {
-            process.off('SIGTERM', stop);
-            process.off('SIGINT', stop);
-            log.info({ signal }, 'stopping');
-            void worker.stop().then(done);
-          };
-          process.on('SIGTERM', stop);
-          process.on('SIGINT', stop);
-        });
-      } finally {
-        await spool.close();
-        await embedded?.stop();
-      }
-    });
+  withWorkerFlags(
+    program.command('serve').description('run workers and maintenance; with no DATABASE_URL, on an embedded PostgreSQL'),
+  ).action(async (flags: WorkerFlags) => {
+    const config = configWithFlags(flags);
+    const port = Number(process.env.SPOOL_PG_PORT ?? EMBEDDED_PORT_DEFAULT);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new ValidationError(
+        [{ path: 'SPOOL_PG_PORT', message: `expected a TCP port (1-65535), got ${JSON.stringify(process.env.SPOOL_PG_PORT)}` }],
+        'config_invalid',
+      );
+    }
+    if (!config.tasks) {
+      throw new ValidationError([{ path: 'tasks', message: 'is not set: pass --tasks <dir> (or SPOOL_TASKS) with <kind>.js handlers' }], 'config_invalid');
+    }
+    const log = createLogger();
+    const jobs = await loadTasks(config.tasks);
+    let embedded: EmbeddedPostgres | undefined;
+    let url = config.databaseUrl;
+    if (!url) {
+      const dataDir = resolve(process.env.SPOOL_DATA_DIR ?? '.spool/pgdata');
+      await mkdir(resolve(dataDir, '..'), { recursive: true });
+      embedded = await startEmbeddedPostgres({ dataDir, port });
+      url = embedded.url;
+      log.info({ url, data_dir: dataDir }, 'embedded PostgreSQL started (no DATABASE_URL): psql it with this URL');
+      process.stdout.write(`embedded PostgreSQL: ${url} (data in ${dataDir})\n`);
+    }
+    const spool = createSpool({ connectionString: url, schema: config.schema });
+    try {
+      await spool.migrate();
+      const worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
+      process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
+      await stopOnSignal(worker, log);
+    } finally {
+      await spool.close();
+      await embedded?.stop();
+    }
+  });
 }
