@@ -457,6 +457,31 @@ async function bullCleanup(queue: BullQueue, worker: BullWorker | undefined): Pr
 }
 
 /**
+ * One BullMQ run on a fresh, uniquely named queue: `run` gets the queue and a
+ * way to start the worker; afterwards the queue is obliterated and every
+ * connection closed, whatever happened.
+ */
+async function withBullQueue<T>(
+  kind: string,
+  run: (queue: BullQueue, startWorker: (processor: (job: BullJob) => Promise<unknown>, concurrency: number) => BullWorker) => Promise<T>,
+): Promise<T> {
+  const { Queue, Worker } = (await load('bullmq')) as BullModule;
+  const name = bullName(kind);
+  const queue = new Queue(name, { connection: REDIS });
+  let worker: BullWorker | undefined;
+  try {
+    await queue.waitUntilReady();
+    return await run(queue, (processor, concurrency) => {
+      worker = new Worker(name, processor, { connection: REDIS, concurrency });
+      watchWorker(worker);
+      return worker;
+    });
+  } finally {
+    await bullCleanup(queue, worker);
+  }
+}
+
+/**
  * BullMQ 6.7 on Redis 127.0.0.1:6379, one uniquely named queue per run, obliterated afterwards.
  * Drain: Queue.addBulk in chunks of 1,000, one Worker with `concurrency`. Latency: a plain Worker
  * (concurrency 10; it waits for jobs with a blocking BZPOPMIN, BullMQ's only wake-up mechanism).
@@ -468,12 +493,7 @@ const bullmq: Peer = {
     'latency: plain Worker, concurrency 10, defaults (blocking BZPOPMIN wake-up), jobs added one Queue.add call each; ' +
     'done = the worker emitted `completed` (moveToFinished done in Redis)',
   async drain(_url, jobs, concurrency) {
-    const { Queue, Worker } = (await load('bullmq')) as BullModule;
-    const name = bullName('drain');
-    const queue = new Queue(name, { connection: REDIS });
-    let worker: BullWorker | undefined;
-    try {
-      await queue.waitUntilReady();
+    return withBullQueue('drain', async (queue, startWorker) => {
       for (let done = 0; done < jobs; done += 1_000) {
         const n = Math.min(1_000, jobs - done);
         await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { n: done + i }, opts: BULL_JOB_OPTS })));
@@ -484,9 +504,8 @@ const bullmq: Peer = {
       const handled = counter(jobs);
       const completed = counter(jobs);
       const started = performance.now();
-      worker = new Worker(name, async () => handled.hit(), { connection: REDIS, concurrency });
+      const worker = startWorker(async () => handled.hit(), concurrency);
       worker.on('completed', () => completed.hit());
-      watchWorker(worker);
       await handled.done('bullmq drain');
       await completed.done('bullmq drain (completed events)');
       const seconds = (performance.now() - started) / 1000;
@@ -494,36 +513,22 @@ const bullmq: Peer = {
       const left = Object.values(counts).reduce((a, b) => a + b, 0);
       if (left !== 0 || handled.count !== jobs) throw new Error(`bullmq drain: ${handled.count} handler runs, left ${JSON.stringify(counts)}`);
       return jobs / seconds;
-    } finally {
-      await bullCleanup(queue, worker);
-    }
+    });
   },
   async latency(_url, count, ratePerSec) {
-    const { Queue, Worker } = (await load('bullmq')) as BullModule;
-    const name = bullName('latency');
-    const queue = new Queue(name, { connection: REDIS });
-    let worker: BullWorker | undefined;
-    try {
-      await queue.waitUntilReady();
+    return withBullQueue('latency', async (queue, startWorker) => {
       const latencies: number[] = [];
       const handled = counter(count);
-      worker = new Worker(
-        name,
-        async (job) => {
-          latencies.push(performance.now() - job.data.t!);
-          handled.hit();
-        },
-        { connection: REDIS, concurrency: 10 },
-      );
-      watchWorker(worker);
+      const worker = startWorker(async (job) => {
+        latencies.push(performance.now() - job.data.t!);
+        handled.hit();
+      }, 10);
       await worker.waitUntilReady();
       await sleep(IDLE_MS);
       await steady(count, ratePerSec, (t) => queue.add('probe', { t }, BULL_JOB_OPTS));
       await handled.done('bullmq latency');
       return latencies;
-    } finally {
-      await bullCleanup(queue, worker);
-    }
+    });
   },
 };
 

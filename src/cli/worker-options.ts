@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type SpoolConfig } from '../config.js';
+import { ValidationError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Worker, WorkerOptions } from '../worker/worker.js';
 
@@ -26,6 +27,14 @@ export function configWithFlags(flags: WorkerFlags): SpoolConfig {
     ...(flags.queues !== undefined ? { SPOOL_QUEUES: flags.queues } : {}),
     ...(flags.concurrency !== undefined ? { SPOOL_CONCURRENCY: flags.concurrency } : {}),
   });
+}
+
+/** The task folder, or a config error saying how to give one. */
+export function requireTasks(config: SpoolConfig): string {
+  if (!config.tasks) {
+    throw new ValidationError([{ path: 'tasks', message: 'is not set: pass --tasks <dir> (or SPOOL_TASKS) with <kind>.js handlers' }], 'config_invalid');
+  }
+  return config.tasks;
 }
 
 /** The worker options the configuration sets. */

@@ -40,6 +40,20 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.m
           j.metadata, j.created_at, j.cancel_requested_at`;
 }
 
+/**
+ * Kinds that wait in the worker's queues with no handler among $2, for the
+ * one-time startup warning. $1 queues, $2 kinds.
+ */
+export function orphanKindsSql(q: string): string {
+  return `
+SELECT kind, count(*)::integer AS waiting
+  FROM ${q}.jobs
+ WHERE state = 'available' AND queue = ANY($1::text[]) AND kind <> ALL($2::text[])
+ GROUP BY kind
+ ORDER BY kind
+ LIMIT 20`;
+}
+
 /** A claimed job as the claim returns it. */
 export interface ClaimedRow {
   id: string;

@@ -167,8 +167,13 @@ export function execute(options: ExecuteOptions): Execution {
         return { id: row.id, attempt: row.attempt, outcome: 'cancelled' };
       case 'timeout': {
         const suffix = wasAbandoned ? `; the handler ignored the abort signal for ${options.abandonAfterMs} ms and was abandoned` : '';
-        const failed = failedOutcome(error ?? new Error('timed out'));
-        return { ...failed, outcome: 'failed', error: { ...describe(error), message: `timed out after ${timeoutMs} ms${suffix}`, timeout: true } };
+        return {
+          id: row.id,
+          attempt: row.attempt,
+          outcome: 'failed',
+          error: { ...describe(error), message: `timed out after ${timeoutMs} ms${suffix}`, timeout: true },
+          delay_ms: backoffDelay(definition.backoff, row.attempt),
+        };
       }
     }
   }

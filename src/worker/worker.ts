@@ -12,10 +12,10 @@ import { Promoter } from '../maintenance/promoter.js';
 import { Reaper } from '../maintenance/reaper.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { claimSql, type ClaimedRow } from '../queries/claim.js';
+import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
-import { orphanKindsSql, progressSql } from '../queries/progress.js';
+import { progressSql } from '../queries/progress.js';
 import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT } from './completer.js';
 import { execute, type AbortCause, type Execution } from './executor.js';
 import { Heartbeat, HEARTBEAT_MS_DEFAULT, LEASE_MS_DEFAULT } from './heartbeat.js';
@@ -171,8 +171,9 @@ export class Worker {
   readonly #elector: LeaderElector | undefined;
   readonly #promoter: Promoter | undefined;
   readonly #reaper: Reaper | undefined;
-  readonly #stats: WorkerStats = {
-    claims: 0, claimed: 0, flushes: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, released: 0, staleWrites: 0, abandoned: 0, timedOut: 0, leasesLost: 0,
+  // flushes and staleWrites are the completer's own counters, added in `stats`.
+  readonly #stats: Omit<WorkerStats, 'flushes' | 'staleWrites'> = {
+    claims: 0, claimed: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, released: 0, abandoned: 0, timedOut: 0, leasesLost: 0,
   };
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #claim: Promise<void> | undefined;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { readMigrationFiles } from '../../src/migrate/files.js';
 import { createSpool, MigrationError, ValidationError } from '../../src/index.js';
 import { createDatabase, dropDatabase } from '../support/database-admin.js';
 import { uniqueDatabaseName } from '../support/database.js';
+import { runCli } from '../support/cli.js';
 
 const serverUrl = inject('postgresAdminUrl');
 const created: string[] = [];
@@ -28,17 +28,10 @@ afterAll(async () => {
   for (const name of created) await dropDatabase(serverUrl, name);
 });
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+async function runMigrate(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = runCli(args, env);
+  const code = await run.exited;
+  return { code, ...run.output() };
 }
 
 describe('migrate', () => {
@@ -66,8 +59,8 @@ describe('migrate', () => {
   it('applies the migration once when two processes start at the same time', async () => {
     const { url, sql } = await emptyDatabase();
     const [a, b] = await Promise.all([
-      runCli(['migrate', '--json'], { DATABASE_URL: url }),
-      runCli(['migrate', '--json'], { DATABASE_URL: url }),
+      runMigrate(['migrate', '--json'], { DATABASE_URL: url }),
+      runMigrate(['migrate', '--json'], { DATABASE_URL: url }),
     ]);
     expect(a.stderr).toBe('');
     expect(b.stderr).toBe('');
@@ -150,7 +143,7 @@ describe('migrate', () => {
   });
 
   it('spool migrate fails with a clear message and exit 1 when DATABASE_URL is missing', async () => {
-    const result = await runCli(['migrate'], { DATABASE_URL: '' });
+    const result = await runMigrate(['migrate'], { DATABASE_URL: '' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('DATABASE_URL');
     expect(result.stderr).not.toMatch(/\n\s+at /);

@@ -6,7 +6,7 @@ import { ValidationError } from '../../errors.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../db/embedded.js';
 import { createLogger } from '../../observability/logger.js';
 import { loadTasks } from '../../worker/tasks.js';
-import { configWithFlags, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
+import { configWithFlags, requireTasks, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
 /** Port of the embedded PostgreSQL unless SPOOL_PG_PORT says otherwise (stable, so the printed URL stays valid). */
 export const EMBEDDED_PORT_DEFAULT = 54329;
@@ -30,11 +30,8 @@ export function registerServe(program: Command): void {
         'config_invalid',
       );
     }
-    if (!config.tasks) {
-      throw new ValidationError([{ path: 'tasks', message: 'is not set: pass --tasks <dir> (or SPOOL_TASKS) with <kind>.js handlers' }], 'config_invalid');
-    }
     const log = createLogger();
-    const jobs = await loadTasks(config.tasks);
+    const jobs = await loadTasks(requireTasks(config));
     let embedded: EmbeddedPostgres | undefined;
     let url = config.databaseUrl;
     if (!url) {

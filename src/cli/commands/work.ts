@@ -3,7 +3,7 @@ import { createSpool } from '../../client.js';
 import { ValidationError } from '../../errors.js';
 import { createLogger } from '../../observability/logger.js';
 import { loadTasks } from '../../worker/tasks.js';
-import { configWithFlags, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
+import { configWithFlags, requireTasks, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
 /**
  * `spool work --tasks <dir>`: workers and maintenance for the handlers in a
@@ -17,11 +17,8 @@ export function registerWork(program: Command): void {
       if (!config.databaseUrl) {
         throw new ValidationError([{ path: 'DATABASE_URL', message: 'is not set: export DATABASE_URL=postgres://user:pass@host:5432/db' }], 'config_invalid');
       }
-      if (!config.tasks) {
-        throw new ValidationError([{ path: 'tasks', message: 'is not set: pass --tasks <dir> (or SPOOL_TASKS) with <kind>.js handlers' }], 'config_invalid');
-      }
       const log = createLogger();
-      const jobs = await loadTasks(config.tasks);
+      const jobs = await loadTasks(requireTasks(config));
       const spool = createSpool({ connectionString: config.databaseUrl, schema: config.schema });
       await spool.migrate();
       const worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
