@@ -123,9 +123,18 @@ describe('views', () => {
 
 describe('table constraints', () => {
   it('refuse a raw INSERT that breaks the rules', async () => {
-    expect((await sqlError(`INSERT INTO spool.jobs (kind) VALUES ('')`)).message).toMatch(/jobs_kind_format/);
+    expect((await sqlError(`INSERT INTO spool.jobs (kind) VALUES ('')`)).message).toMatch(/job_kind_format/);
+    expect((await sqlError(`INSERT INTO spool.jobs (kind, queue) VALUES ('x', 'a b')`)).message).toMatch(/queue_name_format/);
+    expect((await sqlError(`INSERT INTO spool.jobs (kind, metadata) VALUES ('x', '[]')`)).message).toMatch(/json_object_type/);
+    expect((await sqlError(`INSERT INTO spool.jobs (kind, errors) VALUES ('x', '{}')`)).message).toMatch(/json_array_type/);
     expect((await sqlError(`INSERT INTO spool.jobs (kind, max_attempts) VALUES ('x', 0)`)).message).toMatch(/jobs_max_attempts_range/);
     expect((await sqlError(`INSERT INTO spool.jobs (kind, state) VALUES ('x', 'running')`)).message).toMatch(/jobs_running_has_lease/);
     expect((await sqlError(`INSERT INTO spool.jobs (kind, state) VALUES ('x', 'completed')`)).message).toMatch(/jobs_finished_has_time/);
+  });
+
+  it('check formats on an UPDATE that sets the column, too', async () => {
+    const [{ id }] = (await db.sql`INSERT INTO spool.jobs (kind) VALUES ('x') RETURNING id::text`) as unknown as [{ id: string }];
+    expect((await sqlError(`UPDATE spool.jobs SET kind = 'bad kind' WHERE id = ${id}`)).message).toMatch(/job_kind_format/);
+    expect((await sqlError(`UPDATE spool.jobs SET errors = '"x"' WHERE id = ${id}`)).message).toMatch(/json_array_type/);
   });
 });
