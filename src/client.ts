@@ -20,7 +20,9 @@ import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js
 import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
 import { runMigrations, type MigrationReport } from './migrate/migrate.js';
-import { setPausedSql } from './queries/queues.js';
+import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
+import { purgeDeadQuery, replayDeadQuery, type DeadFilter } from './queries/dead.js';
+import { migrationStatus, type MigrationStatus } from './migrate/migrate.js';
 import { queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { connectionOf } from './notify/listener.js';
@@ -77,7 +79,7 @@ export class Spool {
 
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
-  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string };
+  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string };
 
   constructor(options: SpoolOptions = {}) {
     const parsed = spoolOptionsSchema.safeParse(options);
@@ -109,6 +111,7 @@ export class Spool {
       retry: retrySql(q),
       getJob: getJobSql(q),
       setPaused: setPausedSql(q),
+      queueStats: queueStatsSql(q),
     };
   }
 
@@ -239,6 +242,50 @@ export class Spool {
   /** Workers claim from this queue again, and are woken at once. */
   async resumeQueue(queue: string): Promise<void> {
     await this.#setPaused(queue, false);
+  }
+
+  /**
+   * Every queue with jobs or settings: jobs by state, the age of the oldest
+   * available job, and whether it is paused. Scans the jobs table.
+   */
+  async queueStats(): Promise<QueueStats[]> {
+    const rows = await this.#pool.query<QueueStatsRow>(this.#statements.queueStats, []);
+    return rows.map(toQueueStats);
+  }
+
+  /**
+   * Replays dead jobs (the dead-letter queue): each becomes available now
+   * with one more attempt; workers are woken. `{}` replays every dead job.
+   * Jobs whose unique key an unfinished job now holds are skipped.
+   *
+   * @example
+   * await spool.replayDead({ ids: ['42', '43'] });
+   * await spool.replayDead({ queue: 'mail', kind: 'email.send' });
+   */
+  async replayDead(filter: DeadFilter = {}): Promise<{ ids: string[] }> {
+    const compiled = replayDeadQuery(this.db, this.schema, filter).compile();
+    const channel = `$${compiled.parameters.length + 1}`;
+    const rows = await this.#pool.query<{ id: string }>(
+      `WITH replayed AS (${compiled.sql})
+       SELECT replayed.id::text AS id,
+              (SELECT count(*) FROM (SELECT pg_notify(${channel}::text, json_build_object('queues', array_agg(DISTINCT queue), 'scheduled', false)::text)
+                                       FROM replayed) wake) AS woke
+         FROM replayed ORDER BY replayed.id`,
+      [...compiled.parameters, this.channel],
+    );
+    return { ids: rows.map((row) => row.id) };
+  }
+
+  /** Deletes dead jobs for good; returns how many. `{}` purges every dead job. */
+  async purgeDead(filter: DeadFilter = {}): Promise<number> {
+    const compiled = purgeDeadQuery(this.db, this.schema, filter).compile();
+    const rows = await this.#pool.query<{ n: number }>(`WITH purged AS (${compiled.sql}) SELECT count(*)::int AS n FROM purged`, compiled.parameters);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Which migrations the schema has and which this version of Spool would still apply. */
+  migrationStatus(): Promise<MigrationStatus> {
+    return migrationStatus(this.sql, this.schema);
   }
 
   async #setPaused(queue: string, paused: boolean): Promise<void> {

@@ -1,72 +1,246 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ValidationError, type FieldIssue } from './errors.js';
 import { SCHEMA_DEFAULT } from './db/identifier.js';
+import { POOL_SIZE_DEFAULT } from './db/pool.js';
+import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.js';
+
+/** Port of the HTTP API unless SPOOL_PORT says otherwise. */
+export const PORT_DEFAULT = 8080;
+/** Interface the HTTP API listens on: all of them, as a container needs. */
+export const HOST_DEFAULT = '0.0.0.0';
+/** Largest request body the API reads (1 MiB); more is answered 413. */
+export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024;
+/** Most jobs in one `POST /jobs/batch`. */
+export const BATCH_MAX_DEFAULT = 1000;
+/** Port of the embedded PostgreSQL (stable, so the printed URL stays valid across restarts). */
+export const EMBEDDED_PORT_DEFAULT = 54329;
+/** Where the embedded PostgreSQL keeps its data. */
+export const DATA_DIR_DEFAULT = '.spool/pgdata';
+export const LOG_LEVEL_DEFAULT = 'info';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+// Each setting accepts its JSON type (config file) or a string (environment,
+// flags), so one schema validates every source.
+const wholeNumber = (rule: string, min: number, max: number) =>
+  z.union([z.number(), z.string().regex(/^\s*-?[0-9]+\s*$/).transform(Number)], { error: rule }).pipe(
+    z.number().int({ error: rule }).min(min, { error: rule }).max(max, { error: rule }),
+  );
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 
 /**
- * Configuration from the environment, validated with one zod schema; every
- * error names the variable, the bad value and what is expected. (The server
- * issue extends this with a config file and the worker/API settings.)
+ * Every setting, its environment variable and its default: the one source
+ * of `spool config check`, docs/configuration.md and .env.example.
  */
-const envSchema = z.object({
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, { error: 'expected a postgres:// URL, e.g. postgres://user:pass@host:5432/db' })
-    .optional(),
-  SPOOL_SCHEMA: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_]{0,57}$/, { error: 'expected 1-58 lowercase letters, digits and _, starting with a letter or _' })
-    .default(SCHEMA_DEFAULT),
-  SPOOL_TASKS: z.string().min(1).optional(),
-  SPOOL_QUEUES: z
-    .string()
-    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:/-]*(,[A-Za-z0-9_][A-Za-z0-9_.:/-]*)*$/, {
-      error: 'expected queue names separated by commas, e.g. "default,mail"',
-    })
-    .optional(),
-  SPOOL_CONCURRENCY: z
-    .string()
-    .regex(/^[1-9][0-9]{0,4}$/, { error: 'expected a positive integer' })
-    .optional(),
-  SPOOL_SHUTDOWN_GRACE_MS: z
-    .string()
-    .regex(/^[0-9]{1,9}$/, { error: 'expected milliseconds as a whole number' })
-    .optional(),
-});
+export const SETTINGS = {
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    secret: true,
+    schema: z.string().regex(/^postgres(ql)?:\/\//, { error: 'expected a postgres:// URL, e.g. postgres://user:pass@host:5432/db' }),
+    describe: 'PostgreSQL to use; unset: `spool serve` starts an embedded one',
+  },
+  schema: {
+    env: 'SPOOL_SCHEMA',
+    default: SCHEMA_DEFAULT,
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,57}$/, { error: 'expected 1-58 lowercase letters, digits and _, starting with a letter or _' }),
+    describe: 'schema that holds Spool\'s tables',
+  },
+  tasks: {
+    env: 'SPOOL_TASKS',
+    schema: z.string({ error: 'expected a folder path' }).min(1, { error: 'expected a folder path' }),
+    describe: 'folder of <kind>.js handlers (serve, work)',
+  },
+  queues: {
+    env: 'SPOOL_QUEUES',
+    schema: z
+      .union([z.string().transform((s) => s.split(',')), z.array(z.string())], { error: 'expected queue names separated by commas, e.g. "default,mail"' })
+      .pipe(
+        z.array(z.string().regex(NAME, { error: 'expected queue names separated by commas, e.g. "default,mail"' })).min(1, {
+          error: 'expected queue names separated by commas, e.g. "default,mail"',
+        }),
+      ),
+    describe: 'queues to work, comma-separated (default: the tasks\' queues)',
+  },
+  concurrency: {
+    env: 'SPOOL_CONCURRENCY',
+    default: CONCURRENCY_DEFAULT,
+    schema: wholeNumber('expected a positive integer', 1, 10_000),
+    describe: 'jobs a worker process runs at once',
+  },
+  shutdownGraceMs: {
+    env: 'SPOOL_SHUTDOWN_GRACE_MS',
+    default: SHUTDOWN_GRACE_MS_DEFAULT,
+    schema: wholeNumber('expected milliseconds as a whole number >= 0', 0, 2_147_483_647),
+    describe: 'on SIGTERM, how long running jobs may finish before they are handed back',
+  },
+  host: {
+    env: 'SPOOL_HOST',
+    default: HOST_DEFAULT,
+    schema: z.string().min(1, { error: 'expected an interface address, e.g. 127.0.0.1 or 0.0.0.0' }),
+    describe: 'interface the HTTP API listens on',
+  },
+  port: {
+    env: 'SPOOL_PORT',
+    default: PORT_DEFAULT,
+    schema: wholeNumber('expected a TCP port (0-65535; 0 picks a free one)', 0, 65_535),
+    describe: 'port of the HTTP API',
+  },
+  bodyLimitBytes: {
+    env: 'SPOOL_BODY_LIMIT_BYTES',
+    default: BODY_LIMIT_BYTES_DEFAULT,
+    schema: wholeNumber('expected a size in bytes from 1024 to 104857600', 1024, 100 * 1024 * 1024),
+    describe: 'largest request body the API accepts (larger: 413)',
+  },
+  batchMax: {
+    env: 'SPOOL_BATCH_MAX',
+    default: BATCH_MAX_DEFAULT,
+    schema: wholeNumber('expected a whole number from 1 to 100000', 1, 100_000),
+    describe: 'most jobs in one POST /jobs/batch',
+  },
+  poolSize: {
+    env: 'SPOOL_POOL_SIZE',
+    default: POOL_SIZE_DEFAULT,
+    schema: wholeNumber('expected a whole number from 1 to 1000', 1, 1000),
+    describe: 'connections of the API/client pool (workers open their own)',
+  },
+  dataDir: {
+    env: 'SPOOL_DATA_DIR',
+    default: DATA_DIR_DEFAULT,
+    schema: z.string().min(1, { error: 'expected a folder path' }),
+    describe: 'data folder of the embedded PostgreSQL (kept across restarts)',
+  },
+  pgPort: {
+    env: 'SPOOL_PG_PORT',
+    default: EMBEDDED_PORT_DEFAULT,
+    schema: wholeNumber('expected a TCP port (1-65535)', 1, 65_535),
+    describe: 'port of the embedded PostgreSQL (127.0.0.1 only)',
+  },
+  logLevel: {
+    env: 'SPOOL_LOG_LEVEL',
+    default: LOG_LEVEL_DEFAULT,
+    schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
+    describe: 'log level (JSON lines on stdout)',
+  },
+} as const;
 
-export interface SpoolConfig {
-  databaseUrl: string | undefined;
-  schema: string;
-  /** Worker settings (`spool work`). */
-  tasks: string | undefined;
-  queues: string[] | undefined;
-  concurrency: number | undefined;
-  shutdownGraceMs: number | undefined;
+type Settings = typeof SETTINGS;
+export type SettingKey = keyof Settings;
+const KEYS = Object.keys(SETTINGS) as SettingKey[];
+
+/** The effective configuration: every setting with a default has a value. */
+export type SpoolConfig = {
+  [K in SettingKey]: Settings[K] extends { default: unknown }
+    ? z.output<Settings[K]['schema']>
+    : z.output<Settings[K]['schema']> | undefined;
+};
+
+/** Where each value came from, for error messages and `spool config check`. */
+export type SettingSource = 'flag' | 'env' | 'file' | 'default';
+
+export interface ConfigSources {
+  /** Environment (process.env by default). Empty values count as unset. */
+  env?: Record<string, string | undefined>;
+  /** A JSON config file (`--config`, or SPOOL_CONFIG): an object of the keys above. */
+  file?: string;
+  /** Command-line flags, by setting key; they win over everything. */
+  flags?: Partial<Record<SettingKey, string | undefined>>;
 }
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): SpoolConfig {
-  const pick = (key: keyof z.input<typeof envSchema>) => env[key] || undefined;
-  const parsed = envSchema.safeParse({
-    DATABASE_URL: pick('DATABASE_URL'),
-    SPOOL_SCHEMA: pick('SPOOL_SCHEMA'),
-    SPOOL_TASKS: pick('SPOOL_TASKS'),
-    SPOOL_QUEUES: pick('SPOOL_QUEUES'),
-    SPOOL_CONCURRENCY: pick('SPOOL_CONCURRENCY'),
-    SPOOL_SHUTDOWN_GRACE_MS: pick('SPOOL_SHUTDOWN_GRACE_MS'),
-  });
-  if (!parsed.success) {
-    const issues: FieldIssue[] = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0]);
-      return { path: key, message: `${issue.message}, got ${JSON.stringify(env[key])}` };
-    });
-    throw new ValidationError(issues, 'config_invalid');
+export interface LoadedConfig {
+  config: SpoolConfig;
+  sources: Record<SettingKey, SettingSource>;
+  file: string | undefined;
+}
+
+/**
+ * Reads the configuration: flags over environment over config file over
+ * defaults, validated with one zod schema. Every error names the key (the
+ * environment variable, the flag, or the file's key), the bad value and what
+ * is expected; all bad keys are reported at once.
+ *
+ * @example
+ * loadConfig({ env: { SPOOL_CONCURRENCY: 'abc' } })
+ * // ValidationError: SPOOL_CONCURRENCY: expected a positive integer, got "abc"
+ */
+export function loadConfig(sources: ConfigSources = {}): SpoolConfig {
+  return loadConfigWithSources(sources).config;
+}
+
+export function loadConfigWithSources(sources: ConfigSources = {}): LoadedConfig {
+  const env = sources.env ?? process.env;
+  const filePath = sources.file ?? (env.SPOOL_CONFIG || undefined);
+  const fileValues = filePath === undefined ? {} : readConfigFile(filePath);
+  const raw: Partial<Record<SettingKey, unknown>> = {};
+  const origin = {} as Record<SettingKey, SettingSource>;
+  const label = {} as Record<SettingKey, string>;
+  const issues: FieldIssue[] = [];
+
+  for (const [key, value] of Object.entries(fileValues)) {
+    if (!(KEYS as string[]).includes(key)) {
+      issues.push({ path: `${key} (in ${filePath})`, message: `unknown setting; expected one of ${KEYS.join(', ')}` });
+    }
   }
-  const d = parsed.data;
-  return {
-    databaseUrl: d.DATABASE_URL,
-    schema: d.SPOOL_SCHEMA,
-    tasks: d.SPOOL_TASKS,
-    queues: d.SPOOL_QUEUES?.split(','),
-    concurrency: d.SPOOL_CONCURRENCY === undefined ? undefined : Number(d.SPOOL_CONCURRENCY),
-    shutdownGraceMs: d.SPOOL_SHUTDOWN_GRACE_MS === undefined ? undefined : Number(d.SPOOL_SHUTDOWN_GRACE_MS),
-  };
+  for (const key of KEYS) {
+    const flag = sources.flags?.[key];
+    const fromEnv = env[SETTINGS[key].env];
+    if (flag !== undefined) [raw[key], origin[key], label[key]] = [flag, 'flag', `--${kebab(key)}`];
+    else if (fromEnv !== undefined && fromEnv !== '') [raw[key], origin[key], label[key]] = [fromEnv, 'env', SETTINGS[key].env];
+    else if (fileValues[key] !== undefined) [raw[key], origin[key], label[key]] = [fileValues[key], 'file', `${key} (in ${filePath})`];
+    else origin[key] = 'default';
+  }
+
+  const config = {} as Record<SettingKey, unknown>;
+  for (const key of KEYS) {
+    const setting = SETTINGS[key];
+    if (raw[key] === undefined) {
+      config[key] = 'default' in setting ? setting.default : undefined;
+      continue;
+    }
+    const parsed = (setting.schema as z.ZodType).safeParse(raw[key]);
+    if (parsed.success) config[key] = parsed.data;
+    else issues.push({ path: label[key], message: `${parsed.error.issues[0]!.message}, got ${JSON.stringify(raw[key])}` });
+  }
+  if (issues.length > 0) throw new ValidationError(issues, 'config_invalid');
+  return { config: config as SpoolConfig, sources: origin, file: filePath === undefined ? undefined : resolve(filePath) };
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ValidationError(
+      [{ path: '--config', message: `cannot read ${resolve(path)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give a readable JSON file` }],
+      'config_invalid',
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError([{ path: '--config', message: `${resolve(path)} is not valid JSON: ${(error as Error).message}` }], 'config_invalid');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError([{ path: '--config', message: `${resolve(path)} must hold a JSON object of settings, e.g. { "concurrency": 20 }` }], 'config_invalid');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The configuration with secrets masked (the password of DATABASE_URL), for printing. */
+export function redactedConfig(config: SpoolConfig): Record<SettingKey, unknown> {
+  const out = { ...config } as Record<SettingKey, unknown>;
+  for (const key of KEYS) {
+    if ('secret' in SETTINGS[key] && typeof out[key] === 'string') out[key] = redactUrl(out[key] as string);
+  }
+  return out;
+}
+
+/** postgres://user:secret@host/db → postgres://user:***@host/db. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*:)[^@]*@/, '$1***@');
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

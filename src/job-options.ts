@@ -17,36 +17,43 @@ import {
 } from './job-fields.js';
 
 const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
-const runAtSchema = z.union([z.date({ error: RUN_AT_RULE }), z.iso.datetime({ offset: true, error: RUN_AT_RULE })], {
-  error: RUN_AT_RULE,
-});
+/** `runAt` as JSON carries it: an ISO 8601 timestamp with a zone. */
+export const runAtTextSchema = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"' });
+const runAtSchema = z.union([z.date({ error: RUN_AT_RULE }), runAtTextSchema], { error: RUN_AT_RULE });
+
+/**
+ * The per-job options every enqueue boundary shares (the client, the HTTP
+ * API), apart from `runAt`, whose form differs (Date or text).
+ */
+export const jobOptionFields = {
+  queue: queueSchema.optional(),
+  priority: prioritySchema.optional(),
+  delayMs: z
+    .number({ error: 'expected milliseconds as a number' })
+    .int({ error: 'expected whole milliseconds' })
+    .min(0, { error: 'must be >= 0 (use runAt for a point in time)' })
+    .max(10 * 365 * 24 * 3600 * 1000, { error: 'must be at most 10 years' })
+    .optional(),
+  maxAttempts: maxAttemptsSchema.optional(),
+  timeoutMs: timeoutMsSchema.optional(),
+  uniqueKey: uniqueKeySchema.optional(),
+  tags: tagsSchema.optional(),
+  metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
+};
+
+/** runAt and delayMs are two ways to say when: one at most. */
+export const oneWhen: [(o: { runAt?: unknown; delayMs?: unknown }) => boolean, { error: string; path: string[] }] = [
+  (o) => o.runAt === undefined || o.delayMs === undefined,
+  { error: 'give either runAt or delayMs, not both', path: ['delayMs'] },
+];
 
 /** Options for one job at enqueue. Unknown keys are refused, so a typo is an error and not a silent default. */
 export const jobOptionsSchema = z
   .strictObject(
-    {
-      queue: queueSchema.optional(),
-      priority: prioritySchema.optional(),
-      runAt: runAtSchema.optional(),
-      delayMs: z
-        .number({ error: 'expected milliseconds as a number' })
-        .int({ error: 'expected whole milliseconds' })
-        .min(0, { error: 'must be >= 0 (use runAt for a point in time)' })
-        .max(10 * 365 * 24 * 3600 * 1000, { error: 'must be at most 10 years' })
-        .optional(),
-      maxAttempts: maxAttemptsSchema.optional(),
-      timeoutMs: timeoutMsSchema.optional(),
-      uniqueKey: uniqueKeySchema.optional(),
-      tags: tagsSchema.optional(),
-      metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
-      tx: z.unknown().optional(),
-    },
+    { ...jobOptionFields, runAt: runAtSchema.optional(), tx: z.unknown().optional() },
     { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'expected an options object') },
   )
-  .refine((o) => o.runAt === undefined || o.delayMs === undefined, {
-    error: 'give either runAt or delayMs, not both',
-    path: ['delayMs'],
-  });
+  .refine(...oneWhen);
 
 /**
  * Options for one job at enqueue. Defaults come from the job definition,

@@ -307,14 +307,15 @@ interface PgBossModule {
 
 const PGBOSS_SCHEMA = 'pgboss';
 /**
- * Drain: jobs per fetch (and per completion statement) and polling workers for a concurrency, so
- * that at most `concurrency` jobs are in flight: batches of up to 25, as few workers as that
- * allows (10 → 1 × 10, 50 → 2 × 25). Larger batches drained faster in small trials here; a batch
- * size of 1 cannot use burstWhenBatchFull and falls back to the 0.5 s poll between fetches.
+ * Drain: ONE polling worker (localConcurrency 1) fetching `concurrency` jobs per query, so exactly
+ * `concurrency` jobs are in flight at most (10 → 1 × 10, 50 → 1 × 50). Each fetch is one statement
+ * and each batch is completed by one statement (manager.js #processJobs → complete(name, jobs) →
+ * plans.completeJobs), so per-job cost falls with the batch; with burstWhenBatchFull the worker
+ * re-fetches at once while batches come back full (worker.js run(), manager.js resolveInterval).
+ * Splitting the same in-flight budget over more workers (2 × 5, 2 × 25, 5 × 10) drained slower here.
  */
 function pgbossShape(concurrency: number): { batchSize: number; workers: number } {
-  const batchSize = Math.max(1, Math.min(concurrency, 25));
-  return { batchSize, workers: Math.max(1, Math.ceil(concurrency / batchSize)) };
+  return { batchSize: Math.max(1, concurrency), workers: 1 };
 }
 
 function watchBoss(boss: PgBossInstance, warnings: string[]): void {
@@ -327,18 +328,26 @@ function watchBoss(boss: PgBossInstance, warnings: string[]): void {
 }
 
 /**
- * pg-boss 12.38: jobs in flight never exceed `concurrency`. Drain: `localConcurrency` polling
- * workers (its option for parallel workers in one process), each fetching `batchSize` jobs per
- * query and completing them in one statement, `burstWhenBatchFull` so a worker re-fetches at once
- * while batches come back full, `pollingIntervalSeconds` 0.5 (the minimum it accepts). Latency:
- * `useListenNotify` on the instance and `notify: true` on the queue (its LISTEN/NOTIFY wake-up),
- * 10 workers of one job each, base polling at its 0.5 s minimum as fallback.
+ * pg-boss 12.38: jobs in flight never exceed `concurrency`. Drain: one polling worker fetching
+ * `concurrency` jobs per query (its batchSize, "The number of jobs to fetch") and completing the
+ * batch in one statement, `burstWhenBatchFull` ("While each fetch returns a full batchSize batch
+ * [...] the worker keeps fetching continuously with no delay", types.d.ts WorkOptions),
+ * `pollingIntervalSeconds` 0.5 (the minimum it accepts). After the (untimed) insert the job table
+ * gets VACUUM ANALYZE, as Spool's own drain does for spool.jobs (bench/throughput.ts): the server
+ * runs with autovacuum off, and without statistics Postgres plans pg-boss's fetch as a scan + sort
+ * of the whole backlog (~20 ms a fetch at 50,000 jobs) instead of a walk of its job_i11 index
+ * (~0.3 ms). pg-boss itself expects autovacuum or "vacuum on a schedule that keeps up" (boss.js
+ * #checkVacuum, its autovacuum_disabled warning). Latency: `useListenNotify` on the instance and
+ * `notify: true` on the queue (its LISTEN/NOTIFY wake-up), 10 workers of one job each, base
+ * polling at its 0.5 s minimum as fallback.
  */
 const pgboss: Peer = {
   describe: () =>
     `pg-boss 12.38.0 (schema ${PGBOSS_SCHEMA}, supervision/cron left at defaults): ` +
-    'drain: jobs added with insert() in batches of 10,000; work() with batchSize = min(concurrency, 25), localConcurrency = ceil(concurrency / batchSize) ' +
-    '(≤ concurrency jobs in flight: 10 → 1 × 10, 50 → 2 × 25), burstWhenBatchFull: true, pollingIntervalSeconds 0.5 (minimum), pool max = max(10, workers + 4); ' +
+    'drain: jobs added with insert() in batches of 10,000, then VACUUM ANALYZE of its job table before the clock starts (as Spool\'s drain; the server has autovacuum off, ' +
+    'and pg-boss expects autovacuum or scheduled vacuums: boss.js #checkVacuum); work() with localConcurrency 1 × batchSize = concurrency ' +
+    '(≤ concurrency jobs in flight; one fetch and one completion statement per batch), burstWhenBatchFull: true (re-fetch at once while batches come back full, ' +
+    'types.d.ts WorkOptions), pollingIntervalSeconds 0.5 (minimum), includeMetadata false, standard queue policy, pool max 10; ' +
     'latency: new PgBoss({ useListenNotify: true }) + createQueue(name, { notify: true }) (LISTEN/NOTIFY wake-up), work() with localConcurrency 10 × batchSize 1, ' +
     'pollingIntervalSeconds 0.5 (fallback), notifyPollingIntervalSeconds 30 (default backstop), jobs added one send() call each; ' +
     'done = handler ran and the job is in state completed',
@@ -360,6 +369,9 @@ const pgboss: Peer = {
         countOf(client, `SELECT count(*)::int AS n FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND state <> 'completed'`, [queue]);
       const queued = await left();
       if (queued !== jobs) throw new Error(`pg-boss drain: ${queued} jobs queued, expected ${jobs}`);
+      // As Spool's drain does for its own table (untimed): fresh planner statistics, so the fetch
+      // walks job_i11 instead of sorting the whole backlog. job is partitioned; this covers its partitions.
+      await client.query(`VACUUM ANALYZE ${PGBOSS_SCHEMA}.job`);
 
       const handled = counter(jobs);
       const t0 = performance.now();

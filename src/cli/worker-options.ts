@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadConfig, type SpoolConfig } from '../config.js';
+import type { SpoolConfig } from '../config.js';
 import { ValidationError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Worker, WorkerOptions } from '../worker/worker.js';
+import type { WorkerOptions } from '../worker/worker.js';
 
 /** The flags `spool work` and `spool serve` share. */
 export interface WorkerFlags {
@@ -19,16 +19,6 @@ export function withWorkerFlags(command: Command): Command {
     .option('--concurrency <n>', 'jobs at once (env SPOOL_CONCURRENCY; default 10)');
 }
 
-/** The configuration, flags winning over the environment; validated as one. */
-export function configWithFlags(flags: WorkerFlags): SpoolConfig {
-  return loadConfig({
-    ...process.env,
-    ...(flags.tasks !== undefined ? { SPOOL_TASKS: flags.tasks } : {}),
-    ...(flags.queues !== undefined ? { SPOOL_QUEUES: flags.queues } : {}),
-    ...(flags.concurrency !== undefined ? { SPOOL_CONCURRENCY: flags.concurrency } : {}),
-  });
-}
-
 /** The task folder, or a config error saying how to give one. */
 export function requireTasks(config: SpoolConfig): string {
   if (!config.tasks) {
@@ -41,19 +31,19 @@ export function requireTasks(config: SpoolConfig): string {
 export function workerSettings(config: SpoolConfig): Partial<WorkerOptions> {
   return {
     ...(config.queues !== undefined ? { queues: config.queues } : {}),
-    ...(config.concurrency !== undefined ? { concurrency: config.concurrency } : {}),
-    ...(config.shutdownGraceMs !== undefined ? { shutdownGraceMs: config.shutdownGraceMs } : {}),
+    concurrency: config.concurrency,
+    shutdownGraceMs: config.shutdownGraceMs,
   };
 }
 
-/** Resolves once SIGTERM or SIGINT has arrived and the worker has stopped gracefully. */
-export function stopOnSignal(worker: Worker, log: Logger): Promise<void> {
+/** Resolves with the signal's name once SIGTERM or SIGINT arrives (each handler removed after). */
+export function nextStopSignal(log: Logger): Promise<NodeJS.Signals> {
   return new Promise((done) => {
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
       log.info({ signal }, 'stopping');
-      void worker.stop().then(done);
+      done(signal);
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

@@ -77,3 +77,25 @@ export async function runMigrations(
     return { applied, current: files.map((file) => file.name) };
   });
 }
+
+/** Whether a schema is up to date with this version's migration files. */
+export interface MigrationStatus {
+  /** True when every file is applied (and nothing unknown is). */
+  current: boolean;
+  applied: string[];
+  pending: string[];
+}
+
+/** Reads schema_migrations without changing anything (readiness checks, `spool config check`). */
+export async function migrationStatus(
+  sql: postgres.Sql,
+  schema: string,
+  files: MigrationFile[] = readMigrationFiles(),
+): Promise<MigrationStatus> {
+  const q = quoteSchema(schema);
+  const [{ present }] = await sql.unsafe<[{ present: boolean }]>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${q}.schema_migrations`]);
+  const rows = present ? await sql.unsafe<{ name: string }[]>(`SELECT name FROM ${q}.schema_migrations ORDER BY version`) : [];
+  const applied = rows.map((row) => row.name);
+  const pending = files.map((file) => file.name).filter((name) => !applied.includes(name));
+  return { current: pending.length === 0 && applied.length === files.length, applied, pending };
+}

@@ -15,3 +15,49 @@ SELECT changed.name, changed.paused,
          WHERE NOT changed.paused) AS woke
   FROM changed`;
 }
+
+/**
+ * Per queue: jobs by state, the age of the oldest available job (database
+ * time) and the paused flag; queues with settings but no jobs are listed too.
+ * Scans the jobs table (completed jobs included): for dashboards and admin
+ * commands, not a tight loop.
+ */
+export function queueStatsSql(q: string): string {
+  return `
+SELECT coalesce(s.queue, p.name)::text AS queue,
+       coalesce(s.scheduled, 0)::int AS scheduled, coalesce(s.available, 0)::int AS available,
+       coalesce(s.running, 0)::int AS running, coalesce(s.completed, 0)::int AS completed,
+       coalesce(s.dead, 0)::int AS dead, coalesce(s.cancelled, 0)::int AS cancelled,
+       coalesce(s.oldest_available_age_seconds, 0)::float8 AS oldest_available_age_seconds,
+       coalesce(p.paused, false) AS paused
+  FROM ${q}.queue_stats s
+  FULL JOIN ${q}.queues p ON p.name = s.queue
+ ORDER BY 1`;
+}
+
+/** One queue's line of `queueStats()`. */
+export interface QueueStats {
+  queue: string;
+  /** Jobs by state. */
+  counts: Record<'scheduled' | 'available' | 'running' | 'completed' | 'dead' | 'cancelled', number>;
+  /** Seconds since the oldest available job became due (0 when none waits). */
+  oldestAvailableAgeSeconds: number;
+  paused: boolean;
+}
+
+export interface QueueStatsRow {
+  queue: string;
+  scheduled: number;
+  available: number;
+  running: number;
+  completed: number;
+  dead: number;
+  cancelled: number;
+  oldest_available_age_seconds: number;
+  paused: boolean;
+}
+
+export function toQueueStats(row: QueueStatsRow): QueueStats {
+  const { queue, paused, oldest_available_age_seconds, ...counts } = row;
+  return { queue, counts, oldestAvailableAgeSeconds: oldest_available_age_seconds, paused };
+}

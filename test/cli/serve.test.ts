@@ -21,26 +21,37 @@ function postgresProcessesUsing(dataDir: string): number {
   }
 }
 
-async function serve(env: Record<string, string | undefined>): Promise<{ run: CliRun; url: string }> {
-  const run = runCli(['serve', '--tasks', 'examples/tasks'], { DATABASE_URL: undefined, ...env });
+async function serve(env: Record<string, string | undefined>): Promise<{ run: CliRun; url: string; api: string }> {
+  const run = runCli(['serve', '--tasks', 'examples/tasks'], { DATABASE_URL: undefined, SPOOL_PORT: '0', ...env });
   await waitFor(() => /spool serving/.test(run.output().stdout) || run.child.exitCode !== null, 'spool serve to start', 120_000);
   const match = /embedded PostgreSQL: (\S+)/.exec(run.output().stdout);
-  if (!match) throw new Error(`no embedded URL printed:\n${run.output().stdout}\n${run.output().stderr}`);
-  return { run, url: match[1]! };
+  const api = /spool API on (\S+)/.exec(run.output().stdout);
+  if (!match || !api) throw new Error(`no embedded or API URL printed:\n${run.output().stdout}\n${run.output().stderr}`);
+  return { run, url: match[1]!, api: api[1]! };
+}
+
+async function http(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.json() };
 }
 
 describe('spool serve with no DATABASE_URL', () => {
-  it('starts an embedded PostgreSQL, runs jobs, exits 0 on SIGTERM leaving no PostgreSQL behind, and reuses its data', async () => {
+  it('starts an embedded PostgreSQL, gets ready, runs a job posted over HTTP, exits 0 on SIGTERM leaving no PostgreSQL behind, and reuses its data', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'spool-serve-'));
     folders.push(folder);
     const dataDir = join(folder, 'pgdata');
     const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_OUTBOX_DIR: join(folder, 'outbox') };
 
     const first = await serve(env);
-    const spool = createSpool({ connectionString: first.url, poolSize: 2 });
-    const { id } = await spool.enqueue('email.send', { to: 'ann@example.com', subject: 'Hello' });
-    await waitFor(async () => (await spool.getJob(id))?.state === 'completed', 'the job to complete');
-    await spool.close();
+    await waitFor(async () => (await http(`${first.api}/readyz`)).status === 200, '/readyz to answer 200');
+    const posted = await http(`${first.api}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'email.send', payload: { to: 'ann@example.com', subject: 'Hello' } }),
+    });
+    expect(posted.status).toBe(201);
+    const id: string = posted.body.job.id;
+    await waitFor(async () => (await http(`${first.api}/jobs/${id}`)).body.job.state === 'completed', 'the job to complete');
     first.run.child.kill('SIGTERM');
     expect(await first.run.exited).toBe(0);
     expect(postgresProcessesUsing(dataDir)).toBe(0);

@@ -59,6 +59,6 @@ describe('spool work', () => {
 
     const badQueues = runCli(['work', '--tasks', folder, '--queues', 'a,,b'], { DATABASE_URL: db.url });
     expect(await badQueues.exited).toBe(1);
-    expect(badQueues.output().stderr).toMatch(/SPOOL_QUEUES: expected queue names separated by commas/);
+    expect(badQueues.output().stderr).toMatch(/--queues: expected queue names separated by commas/);
   });
 });

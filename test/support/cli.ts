@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 export interface CliRun {
   child: ChildProcess;
@@ -9,7 +10,31 @@ export interface CliRun {
 
 /** Runs `spool <args>` from source (tsx), with extra environment. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}): CliRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return spawnNode(['--import', 'tsx', 'src/cli/main.ts', ...args], env);
+}
+
+/** Where `npm run build` puts the CLI: what `npx spool` runs once installed. */
+export const BUILT_CLI = 'dist/src/cli/main.js';
+
+/**
+ * Compiles src/ to dist/ as `npm run build` does. Type errors are `npm run
+ * typecheck`'s to report: tsc still emits with them (exit code 2); this fails
+ * when nothing was emitted (exit code 1, or tsc did not run).
+ */
+export function buildCli(): void {
+  const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
+  if (build.error || (build.status !== 0 && build.status !== 2) || !existsSync(BUILT_CLI)) {
+    throw new Error(`tsc -p tsconfig.build.json did not emit ${BUILT_CLI}:\n${build.error?.message ?? ''}${build.stdout}${build.stderr}`);
+  }
+}
+
+/** Runs `spool <args>` from the build (`buildCli` first), with extra environment. */
+export function runBuiltCli(args: string[], env: Record<string, string | undefined> = {}): CliRun {
+  return spawnNode([BUILT_CLI, ...args], env);
+}
+
+function spawnNode(nodeArgs: string[], env: Record<string, string | undefined>): CliRun {
+  const child = spawn(process.execPath, nodeArgs, {
     env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
-import { ValidationError } from '../../errors.js';
 import { createLogger } from '../../observability/logger.js';
 import { loadTasks } from '../../worker/tasks.js';
-import { configWithFlags, requireTasks, stopOnSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
+import { commandConfig, requireDatabaseUrl } from '../settings.js';
+import { nextStopSignal, requireTasks, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
 /**
  * `spool work --tasks <dir>`: workers and maintenance for the handlers in a
@@ -12,18 +12,20 @@ import { configWithFlags, requireTasks, stopOnSignal, withWorkerFlags, workerSet
  */
 export function registerWork(program: Command): void {
   withWorkerFlags(program.command('work').description('run workers (and maintenance) for the handlers in a task folder')).action(
-    async (flags: WorkerFlags) => {
-      const config = configWithFlags(flags);
-      if (!config.databaseUrl) {
-        throw new ValidationError([{ path: 'DATABASE_URL', message: 'is not set: export DATABASE_URL=postgres://user:pass@host:5432/db' }], 'config_invalid');
-      }
-      const log = createLogger();
+    async (flags: WorkerFlags, command: Command) => {
+      const { config } = commandConfig(command, flags);
+      const url = requireDatabaseUrl(config);
+      const log = createLogger({ level: config.logLevel });
       const jobs = await loadTasks(requireTasks(config));
-      const spool = createSpool({ connectionString: config.databaseUrl, schema: config.schema });
-      await spool.migrate();
-      const worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
-      await stopOnSignal(worker, log);
-      await spool.close();
+      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize });
+      try {
+        await spool.migrate();
+        const worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
+        await nextStopSignal(log);
+        await worker.stop();
+      } finally {
+        await spool.close();
+      }
     },
   );
 }

@@ -1,0 +1,100 @@
+import type { EnqueueItem, Spool } from '../client.js';
+import { toJob, type Job, type JobRow } from '../job.js';
+import { jobInputJson } from '../job-options.js';
+import { isDatabaseDown } from './problems.js';
+
+/** Most single-job requests written in one statement. */
+export const COALESCE_BATCH_MAX_DEFAULT = 500;
+/** Batches written at once (each on its own pooled connection). */
+export const COALESCE_CONCURRENCY_DEFAULT = 4;
+
+interface Waiting {
+  item: EnqueueItem;
+  resolve: (value: { job: Job; duplicate: boolean }) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for `POST /jobs`: requests that arrive while a batch is being
+ * written are written together, as one `enqueueMany` statement and one
+ * commit. Each request is answered only after its batch has committed, so
+ * an acknowledged job is durable. A single enqueue is commit-bound (one WAL
+ * flush each, ~2,500/s here, docs/performance.md); batching is how the API
+ * gets past that without `synchronous_commit = off`.
+ * A batch that fails for one bad job is retried job by job, so the others
+ * still land and the bad one gets its own error.
+ */
+export class EnqueueCoalescer {
+  readonly #spool: Spool;
+  readonly #batchMax: number;
+  readonly #concurrency: number;
+  #waiting: Waiting[] = [];
+  #writing = 0;
+  #scheduled = false;
+
+  constructor(spool: Spool, options: { batchMax?: number; concurrency?: number } = {}) {
+    this.#spool = spool;
+    this.#batchMax = options.batchMax ?? COALESCE_BATCH_MAX_DEFAULT;
+    this.#concurrency = options.concurrency ?? COALESCE_CONCURRENCY_DEFAULT;
+  }
+
+  /** Enqueues one job; resolves with the stored job once its batch has committed. */
+  enqueue(item: EnqueueItem): Promise<{ job: Job; duplicate: boolean }> {
+    return new Promise((resolve, reject) => {
+      // A job the client would refuse never joins a batch: its error names its own fields.
+      const { job, payload, ...options } = item;
+      jobInputJson(job, payload, options);
+      this.#waiting.push({ item, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#writing >= this.#concurrency) return;
+    this.#scheduled = true;
+    // One turn of the event loop lets requests parsed in the same tick join.
+    setImmediate(() => {
+      this.#scheduled = false;
+      while (this.#waiting.length > 0 && this.#writing < this.#concurrency) {
+        const batch = this.#waiting.splice(0, this.#batchMax);
+        this.#writing++;
+        void this.#write(batch).finally(() => {
+          this.#writing--;
+          if (this.#waiting.length > 0) this.#schedule();
+        });
+      }
+    });
+  }
+
+  async #write(batch: Waiting[]): Promise<void> {
+    try {
+      const answers = await this.#enqueueAndRead(batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve(answers[i]!));
+    } catch (error) {
+      if (batch.length === 1 || isDatabaseDown(error)) {
+        for (const w of batch) w.reject(error);
+        return;
+      }
+      await Promise.all(
+        batch.map((w) => this.#enqueueAndRead([w.item]).then(([answer]) => w.resolve(answer!), w.reject)),
+      );
+    }
+  }
+
+  async #enqueueAndRead(items: EnqueueItem[]): Promise<{ job: Job; duplicate: boolean }[]> {
+    const results = await this.#spool.enqueueMany(items);
+    const rows = (await this.#spool.db
+      .withSchema(this.#spool.schema)
+      .selectFrom('jobs')
+      .selectAll()
+      .where('id', 'in', [...new Set(results.map((r) => r.id))])
+      .execute()) as JobRow[];
+    const byId = new Map(rows.map((row) => [String(row.id), row]));
+    return results.map((result) => {
+      const row = byId.get(result.id);
+      // Pruned between the two statements: cannot happen to a job just enqueued unless deleted by hand.
+      if (!row) throw new Error(`job ${result.id} vanished right after it was enqueued`);
+      return { job: toJob(row), duplicate: result.duplicate };
+    });
+  }
+}

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import {
+  deadListQuery,
+  deadPurgeQuery,
+  deadSelection,
+  enqueueBatchBody,
+  enqueueBody,
+  enqueueBatchResponse,
+  enqueueResponse,
+  healthResponse,
+  jobEnvelope,
+  jobPageResponse,
+  listQuery,
+  problemResponse,
+  purgeResponse,
+  queuesResponse,
+  queueStateResponse,
+  readyResponse,
+  replayResponse,
+} from './schemas.js';
+
+type Status = '200' | '201' | '400' | '404' | '409' | '413' | '415' | '503';
+
+interface RouteDoc {
+  summary: string;
+  body?: z.ZodType;
+  query?: z.ZodObject;
+  path?: string[];
+  headers?: Record<string, string>;
+  ok: Partial<Record<Status, z.ZodType>>;
+  errors: Status[];
+}
+
+const ERROR_TEXT: Record<string, string> = {
+  '400': 'invalid input: every bad field is named in details',
+  '404': 'no such job or route',
+  '409': 'illegal transition (the job is not in a state this action starts from) or unique-key conflict',
+  '413': 'body over the limit (SPOOL_BODY_LIMIT_BYTES, 1 MiB by default)',
+  '415': 'the body is not JSON (Content-Type: application/json)',
+  '503': 'the database cannot be reached',
+};
+
+const ROUTES: Record<string, Record<string, RouteDoc>> = {
+  '/jobs': {
+    post: {
+      summary: 'Enqueue one job. A unique-key (or Idempotency-Key) hit answers 200 with the existing job and duplicate: true.',
+      body: enqueueBody,
+      headers: { 'Idempotency-Key': 'works as uniqueKey: one unfinished job per (queue, key)' },
+      ok: { '201': enqueueResponse, '200': enqueueResponse },
+      errors: ['400', '413', '415', '503'],
+    },
+    get: { summary: 'List jobs, newest first, a keyset page at a time.', query: listQuery, ok: { '200': jobPageResponse }, errors: ['400', '503'] },
+  },
+  '/jobs/batch': {
+    post: {
+      summary: 'Enqueue many jobs in one statement (at most SPOOL_BATCH_MAX, 1,000 by default).',
+      body: enqueueBatchBody,
+      ok: { '201': enqueueBatchResponse },
+      errors: ['400', '413', '415', '503'],
+    },
+  },
+  '/jobs/{id}': {
+    get: { summary: 'One job.', path: ['id'], ok: { '200': jobEnvelope }, errors: ['400', '404', '503'] },
+    delete: {
+      summary: 'Cancel: a scheduled or available job is cancelled at once; a running one has its handler aborted, then ends cancelled.',
+      path: ['id'],
+      ok: { '200': jobEnvelope },
+      errors: ['400', '404', '409', '503'],
+    },
+  },
+  '/jobs/{id}/retry': {
+    post: { summary: 'Run a dead, cancelled or completed job again.', path: ['id'], ok: { '200': jobEnvelope }, errors: ['400', '404', '409', '503'] },
+  },
+  '/queues': {
+    get: { summary: 'Per queue: jobs by state, the oldest available job\'s age, paused.', ok: { '200': queuesResponse }, errors: ['503'] },
+  },
+  '/queues/{queue}/pause': {
+    post: { summary: 'No worker claims from this queue until it is resumed (running jobs finish).', path: ['queue'], ok: { '200': queueStateResponse }, errors: ['400', '503'] },
+  },
+  '/queues/{queue}/resume': {
+    post: { summary: 'Workers claim from this queue again, woken at once.', path: ['queue'], ok: { '200': queueStateResponse }, errors: ['400', '503'] },
+  },
+  '/dead': {
+    get: { summary: 'The dead-letter queue: dead jobs, newest first.', query: deadListQuery, ok: { '200': jobPageResponse }, errors: ['400', '503'] },
+    delete: {
+      summary: 'Purge dead jobs matching the query (all=true for every one); returns the count.',
+      query: deadPurgeQuery,
+      ok: { '200': purgeResponse },
+      errors: ['400', '503'],
+    },
+  },
+  '/dead/replay': {
+    post: { summary: 'Replay dead jobs by ids or filter (all: true for every one).', body: deadSelection, ok: { '200': replayResponse }, errors: ['400', '415', '503'] },
+  },
+  '/healthz': { get: { summary: 'The process is alive.', ok: { '200': healthResponse }, errors: [] } },
+  '/readyz': {
+    get: { summary: 'Database reachable, migrations current, listener connected (where workers run).', ok: { '200': readyResponse }, errors: ['503'] },
+  },
+};
+
+const schemaOf = (schema: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as Record<string, unknown>;
+
+let cached: object | undefined;
+
+/** The OpenAPI 3 document of the API, generated from the zod schemas the routes validate with. */
+export function openApiDocument(version: string): object {
+  if (cached) return cached;
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const [path, methods] of Object.entries(ROUTES)) {
+    paths[path] = {};
+    for (const [method, route] of Object.entries(methods)) {
+      const parameters = [
+        ...(route.path ?? []).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+        ...Object.entries(route.query?.shape ?? {}).map(([name, schema]) => ({
+          name,
+          in: 'query',
+          required: false,
+          ...((schema as z.ZodType).description ? { description: (schema as z.ZodType).description } : {}),
+          schema: { type: 'string' },
+        })),
+        ...Object.entries(route.headers ?? {}).map(([name, description]) => ({ name, in: 'header', required: false, description, schema: { type: 'string' } })),
+      ];
+      const responses: Record<string, unknown> = {};
+      for (const [status, schema] of Object.entries(route.ok)) {
+        responses[status] = { description: status === '201' ? 'created' : 'ok', content: { 'application/json': { schema: schemaOf(schema!, 'output') } } };
+      }
+      for (const status of route.errors) {
+        responses[status] = { description: ERROR_TEXT[status], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+      }
+      paths[path][method] = {
+        summary: route.summary,
+        ...(parameters.length > 0 ? { parameters } : {}),
+        ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } } : {}),
+        responses,
+      };
+    }
+  }
+  cached = {
+    openapi: '3.0.3',
+    info: { title: 'Spool', version, description: 'A durable job queue that needs nothing but PostgreSQL. Every error is { error: { code, message, details, requestId } }.' },
+    paths,
+    components: { schemas: { Problem: schemaOf(problemResponse, 'output') } },
+  };
+  return cached;
+}

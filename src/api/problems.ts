@@ -1,0 +1,72 @@
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import {
+  IllegalTransitionError,
+  JobNotFoundError,
+  SpoolError,
+  UniqueConflictError,
+  ValidationError,
+  type FieldIssue,
+} from '../errors.js';
+
+/** The body of every error response: `{ "error": { code, message, details, requestId } }`. */
+export interface Problem {
+  code: string;
+  message: string;
+  details: FieldIssue[];
+  requestId?: string;
+}
+
+/** An error the API answers on purpose, with its HTTP status. */
+export class ApiProblem extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details: FieldIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+// postgres.js's own codes for a connection that failed or went away, and
+// PostgreSQL's (class 08 connection exception; shutdown; too many clients).
+const DATABASE_DOWN = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  '57P01', '57P02', '57P03', '53300',
+]);
+
+/** True for errors that mean "the database cannot be reached", as opposed to a bad statement. */
+export function isDatabaseDown(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return DATABASE_DOWN.has(code) || code.startsWith('08');
+}
+
+/**
+ * The status and body for an error. Anything not made on purpose is a 500
+ * whose message names only the request id; the caller logs the rest.
+ */
+export function problemFor(error: unknown): { status: ContentfulStatusCode; problem: Problem; unexpected: boolean } {
+  const make = (status: ContentfulStatusCode, code: string, message: string, details: FieldIssue[] = []) => ({
+    status,
+    problem: { code, message, details },
+    unexpected: false,
+  });
+  if (error instanceof ApiProblem) return make(error.status, error.code, error.message, error.details);
+  if (error instanceof ValidationError) return make(400, 'invalid_input', error.message, error.issues);
+  if (error instanceof JobNotFoundError) return make(404, 'not_found', error.message);
+  if (error instanceof IllegalTransitionError) return make(409, 'illegal_transition', error.message);
+  if (error instanceof UniqueConflictError) return make(409, 'unique_conflict', error.message);
+  if (error instanceof SpoolError) return make(400, error.code, error.message);
+  if (error instanceof HTTPException) return make(error.status as ContentfulStatusCode, 'http_error', error.message);
+  if (isDatabaseDown(error)) {
+    return make(503, 'database_unavailable', 'the database cannot be reached; retry later (GET /readyz shows the failing check)');
+  }
+  return {
+    status: 500,
+    problem: { code: 'internal', message: 'unexpected error; the server log has the details under this request id', details: [] },
+    unexpected: true,
+  };
+}

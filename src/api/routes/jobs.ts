@@ -1,0 +1,57 @@
+import type { Hono } from 'hono';
+import type { EnqueueItem } from '../../client.js';
+import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
+import { ApiProblem } from '../problems.js';
+import { enqueueBatchBody, enqueueBody, listQuery } from '../schemas.js';
+import { uniqueKeySchema } from '../../job-fields.js';
+
+/** POST /jobs, POST /jobs/batch, GET /jobs, GET /jobs/:id, DELETE /jobs/:id, POST /jobs/:id/retry. */
+export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
+  app.post('/jobs', async (c) => {
+    const { kind, payload, ...options } = await jsonBody(c, enqueueBody);
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined) {
+      if (options.uniqueKey !== undefined && options.uniqueKey !== idempotencyKey) {
+        throw new ApiProblem(400, 'invalid_input', 'Idempotency-Key and uniqueKey differ: give one of them', [
+          { path: 'uniqueKey', message: 'differs from the Idempotency-Key header' },
+        ]);
+      }
+      const checked = uniqueKeySchema.safeParse(idempotencyKey);
+      if (!checked.success) {
+        throw new ApiProblem(400, 'invalid_input', `Idempotency-Key: ${checked.error.issues[0]!.message}`, [
+          { path: 'Idempotency-Key', message: checked.error.issues[0]!.message },
+        ]);
+      }
+      options.uniqueKey = idempotencyKey;
+    }
+    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options } as EnqueueItem);
+    return c.json({ job, duplicate }, duplicate ? 200 : 201);
+  });
+
+  app.post('/jobs/batch', async (c) => {
+    const { jobs } = await jsonBody(c, enqueueBatchBody);
+    if (jobs.length > ctx.batchMax) {
+      throw new ApiProblem(400, 'invalid_input', `jobs: at most ${ctx.batchMax} per batch (got ${jobs.length}); split it or raise SPOOL_BATCH_MAX`, [
+        { path: 'jobs', message: `at most ${ctx.batchMax} jobs per batch` },
+      ]);
+    }
+    const items = jobs.map(({ kind, payload, ...options }) => ({ job: kind, payload, ...options }) as EnqueueItem);
+    const results = await ctx.spool.enqueueMany(items);
+    return c.json({ ids: results.map((r) => r.id), duplicate: results.map((r) => r.duplicate) }, 201);
+  });
+
+  app.get('/jobs', async (c) => {
+    const q = queryOf(c, listQuery);
+    return c.json(await ctx.spool.listJobs(q));
+  });
+
+  app.get('/jobs/:id', async (c) => {
+    const job = await ctx.spool.getJob(c.req.param('id'));
+    if (!job) throw new ApiProblem(404, 'not_found', `job ${c.req.param('id')} does not exist`);
+    return c.json({ job });
+  });
+
+  app.delete('/jobs/:id', async (c) => c.json({ job: await ctx.spool.cancelJob(c.req.param('id')) }));
+
+  app.post('/jobs/:id/retry', async (c) => c.json({ job: await ctx.spool.retryJob(c.req.param('id')) }));
+}

@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { JOB_STATES, type Job } from '../job.js';
+import { kindSchema, queueSchema } from '../job-fields.js';
+import { jobOptionFields, oneWhen, runAtTextSchema } from '../job-options.js';
+import { LIST_LIMIT_MAX } from '../queries/list.js';
+
+/**
+ * The API's shapes, in zod: requests are validated with them and the
+ * OpenAPI document (GET /openapi.json) is generated from them.
+ */
+
+/** `POST /jobs`: one job. */
+export const enqueueBody = z
+  .strictObject({
+    kind: kindSchema.describe('which handler runs it, e.g. "email.send"'),
+    payload: z.unknown().optional().describe('the handler\'s input: any JSON ({} when omitted)'),
+    ...jobOptionFields,
+    runAt: runAtTextSchema.optional().describe('run no earlier than this (ISO 8601 with a zone); not with delayMs'),
+  })
+  .refine(...oneWhen);
+
+/** `POST /jobs/batch`: many jobs in one statement. */
+export const enqueueBatchBody = z.strictObject({
+  jobs: z.array(enqueueBody).min(1, { error: 'give at least one job' }),
+});
+
+const oneOrList = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((text) => text.split(','))
+    .pipe(z.array(item))
+    .optional();
+
+const wholeText = (rule: string) => z.string().regex(/^[0-9]{1,9}$/, { error: rule }).transform(Number).optional();
+
+/** `GET /jobs` query parameters (lists are comma-separated). */
+export const listQuery = z.strictObject({
+  state: oneOrList(z.enum(JOB_STATES, { error: `expected ${JOB_STATES.join(', ')} (comma-separated for several)` })).describe(
+    `one or more of ${JOB_STATES.join(', ')}, comma-separated`,
+  ),
+  queue: oneOrList(queueSchema).describe('one or more queues, comma-separated'),
+  kind: oneOrList(kindSchema).describe('one or more kinds, comma-separated'),
+  tag: z.string().min(1).max(128).optional().describe('jobs carrying this tag'),
+  limit: wholeText(`expected a whole number from 1 to ${LIST_LIMIT_MAX}`).describe(`page size (50; at most ${LIST_LIMIT_MAX})`),
+  cursor: z.string().optional().describe('nextCursor of the previous page'),
+  order: z.enum(['asc', 'desc'], { error: 'expected "asc" or "desc"' }).optional().describe('by id: desc (newest first, default) or asc'),
+});
+
+/** `GET /dead` query parameters. */
+export const deadListQuery = listQuery.omit({ state: true });
+
+/** `POST /dead/replay` and `DELETE /dead`: which dead jobs. */
+export const deadSelection = z
+  .strictObject({
+    ids: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/, { error: 'expected a job id (digits)' })).min(1).max(10_000).optional(),
+    queue: queueSchema.optional(),
+    kind: kindSchema.optional(),
+    finishedBefore: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 timestamp with a zone' }).optional(),
+    all: z.literal(true, { error: 'expected true' }).optional().describe('required when no other selector is given: every dead job'),
+  })
+  .refine((s) => s.all === true || s.ids !== undefined || s.queue !== undefined || s.kind !== undefined || s.finishedBefore !== undefined, {
+    error: 'select the dead jobs: ids, queue, kind, finishedBefore, or all: true for every one',
+  });
+
+/** `DELETE /dead` query parameters (the same selection as a query string). */
+export const deadPurgeQuery = z.strictObject({
+  ids: z.string().transform((text) => text.split(',')).optional(),
+  queue: z.string().optional(),
+  kind: z.string().optional(),
+  finishedBefore: z.string().optional(),
+  all: z.enum(['true'], { error: 'expected true' }).transform(() => true as const).optional(),
+});
+
+// ---- Responses (documented; the handlers build them from the client's types) ----
+
+const timestamp = z.iso.datetime({ offset: true });
+
+/** A job as the API returns it (the client's `Job`, dates as ISO 8601). */
+export const jobResponse = z.object({
+  id: z.string().describe('bigint id, as a string'),
+  queue: z.string(),
+  kind: z.string(),
+  payload: z.unknown(),
+  state: z.enum(JOB_STATES),
+  priority: z.number().int(),
+  runAt: timestamp,
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  timeoutMs: z.number().int().nullable(),
+  leaseExpiresAt: timestamp.nullable(),
+  workerId: z.string().nullable(),
+  uniqueKey: z.string().nullable(),
+  tags: z.array(z.string()),
+  result: z.unknown(),
+  errors: z.array(z.object({ attempt: z.number().int(), at: z.string(), message: z.string(), stack: z.string().optional() })),
+  progress: z.unknown(),
+  metadata: z.record(z.string(), z.unknown()),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  finishedAt: timestamp.nullable(),
+  cancelRequestedAt: timestamp.nullable(),
+});
+
+// The documented shape and the client's Job must name the same fields.
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : never) : never;
+const jobFieldsMatch: SameKeys<z.infer<typeof jobResponse>, Job> = true;
+void jobFieldsMatch;
+
+export const enqueueResponse = z.object({ job: jobResponse, duplicate: z.boolean().describe('true: an unfinished job already held the unique key; this is it') });
+export const enqueueBatchResponse = z.object({
+  ids: z.array(z.string()).describe('in input order'),
+  duplicate: z.array(z.boolean()).describe('per input: true when an unfinished job already held its unique key'),
+});
+export const jobEnvelope = z.object({ job: jobResponse });
+export const jobPageResponse = z.object({ jobs: z.array(jobResponse), nextCursor: z.string().nullable() });
+export const queuesResponse = z.object({
+  queues: z.array(
+    z.object({
+      queue: z.string(),
+      counts: z.object(Object.fromEntries(JOB_STATES.map((s) => [s, z.number().int()])) as Record<(typeof JOB_STATES)[number], z.ZodNumber>),
+      oldestAvailableAgeSeconds: z.number(),
+      paused: z.boolean(),
+    }),
+  ),
+});
+export const queueStateResponse = z.object({ queue: z.string(), paused: z.boolean() });
+export const replayResponse = z.object({ replayed: z.number().int(), ids: z.array(z.string()) });
+export const purgeResponse = z.object({ deleted: z.number().int() });
+export const healthResponse = z.object({ status: z.literal('ok') });
+export const readyResponse = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  checks: z.record(z.string(), z.object({ ok: z.boolean(), message: z.string() })),
+});
+export const problemResponse = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.array(z.object({ path: z.string(), message: z.string() })),
+    requestId: z.string(),
+  }),
+});

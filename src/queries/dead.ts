@@ -1,0 +1,79 @@
+import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
+import { ValidationError, toFieldIssues } from '../errors.js';
+import { kindSchema, queueSchema } from '../job-fields.js';
+import type { Database } from '../db/tables.js';
+
+/**
+ * Which dead jobs a replay or a purge touches. Filters combine with AND; an
+ * empty filter means every dead job. `ids` picks jobs by id (those not dead
+ * are left alone and not counted).
+ */
+export const deadFilterSchema = z.strictObject({
+  ids: z
+    .array(z.union([z.string().regex(/^[1-9][0-9]{0,18}$/), z.number().int().positive()], { error: 'expected positive integer job ids' }))
+    .min(1, { error: 'give at least one id, or leave ids out' })
+    .max(10_000, { error: 'at most 10,000 ids at once' })
+    .optional(),
+  queue: queueSchema.optional(),
+  kind: kindSchema.optional(),
+  /** Jobs that died before this time. */
+  finishedBefore: z.date({ error: 'expected a valid Date' }).optional(),
+});
+
+export type DeadFilter = z.input<typeof deadFilterSchema>;
+
+function parseDeadFilter(filter: DeadFilter) {
+  const parsed = deadFilterSchema.safeParse(filter ?? {});
+  if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
+  return parsed.data;
+}
+
+/**
+ * Replay: dead jobs become available now with one more attempt; their errors
+ * stay as history. A job whose unique key is held by an unfinished job is
+ * skipped (it would be a duplicate). Locks: the replayed rows. Index:
+ * jobs_dead_or_cancelled (or the primary key for ids).
+ */
+export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
+  const f = parseDeadFilter(filter);
+  let query = db
+    .withSchema(schema)
+    .updateTable('jobs as j')
+    .set({
+      state: 'available',
+      run_at: sql`now()`,
+      max_attempts: sql`greatest(j.max_attempts, j.attempt + 1)`,
+      finished_at: null,
+      result: null,
+      cancel_requested_at: null,
+    })
+    .where('j.state', '=', 'dead')
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('jobs as o')
+            .select(sql`1`.as('one'))
+            .whereRef('o.queue', '=', 'j.queue')
+            .whereRef('o.unique_key', '=', 'j.unique_key')
+            .where('o.state', 'in', ['scheduled', 'available', 'running']),
+        ),
+      ),
+    );
+  if (f.ids) query = query.where(sql<boolean>`j.id = ANY(${f.ids.map(String)}::bigint[])`);
+  if (f.queue) query = query.where('j.queue', '=', f.queue);
+  if (f.kind) query = query.where('j.kind', '=', f.kind);
+  if (f.finishedBefore) query = query.where('j.finished_at', '<', f.finishedBefore);
+  return query.returning(['j.id', 'j.queue']);
+}
+
+/** Purge: deletes dead jobs for good. Locks: the deleted rows. */
+export function purgeDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
+  const f = parseDeadFilter(filter);
+  let query = db.withSchema(schema).deleteFrom('jobs').where('state', '=', 'dead');
+  if (f.ids) query = query.where(sql<boolean>`id = ANY(${f.ids.map(String)}::bigint[])`);
+  if (f.queue) query = query.where('queue', '=', f.queue);
+  if (f.kind) query = query.where('kind', '=', f.kind);
+  if (f.finishedBefore) query = query.where('finished_at', '<', f.finishedBefore);
+  return query.returning('id');
+}

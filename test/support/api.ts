@@ -1,0 +1,32 @@
+import type { Hono } from 'hono';
+
+export type ApiCall = (
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+  contentType?: string,
+) => Promise<{ status: number; body: any; headers: Headers }>;
+
+/**
+ * Calls the app in-process (`app.request`, no socket); objects are sent as
+ * JSON, strings as they are with `contentType`.
+ */
+export function api(app: Hono<any>): ApiCall {
+  return async (method, path, body, headers = {}, contentType) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] = contentType ?? 'application/json';
+    }
+    const res = await app.request(path, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON (the /docs page)
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+}
