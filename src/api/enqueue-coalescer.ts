@@ -1,6 +1,8 @@
 import type { EnqueueItem, Spool } from '../client.js';
+import { postgresExecutor, type Executor } from '../db/executor.js';
 import { toJob, type Job, type JobRow } from '../job.js';
 import { jobInputJson } from '../job-options.js';
+import { enqueueSql, runEnqueue } from '../queries/enqueue.js';
 import { isDatabaseDown } from './problems.js';
 
 /** Most single-job requests written in one statement. */
@@ -9,7 +11,8 @@ export const COALESCE_BATCH_MAX_DEFAULT = 500;
 export const COALESCE_CONCURRENCY_DEFAULT = 4;
 
 interface Waiting {
-  item: EnqueueItem;
+  /** The job as one element of enqueue_batch's input, validated. */
+  element: string;
   resolve: (value: { job: Job; duplicate: boolean }) => void;
   reject: (error: unknown) => void;
 }
@@ -26,6 +29,9 @@ interface Waiting {
  */
 export class EnqueueCoalescer {
   readonly #spool: Spool;
+  readonly #executor: Executor;
+  readonly #enqueueSql: string;
+  readonly #readSql: string;
   readonly #batchMax: number;
   readonly #concurrency: number;
   #waiting: Waiting[] = [];
@@ -34,6 +40,9 @@ export class EnqueueCoalescer {
 
   constructor(spool: Spool, options: { batchMax?: number; concurrency?: number } = {}) {
     this.#spool = spool;
+    this.#executor = postgresExecutor(spool.sql, true);
+    this.#enqueueSql = enqueueSql(spool.quotedSchema);
+    this.#readSql = `SELECT * FROM ${spool.quotedSchema}.jobs WHERE id = ANY($1::bigint[])`;
     this.#batchMax = options.batchMax ?? COALESCE_BATCH_MAX_DEFAULT;
     this.#concurrency = options.concurrency ?? COALESCE_CONCURRENCY_DEFAULT;
   }
@@ -41,10 +50,9 @@ export class EnqueueCoalescer {
   /** Enqueues one job; resolves with the stored job once its batch has committed. */
   enqueue(item: EnqueueItem): Promise<{ job: Job; duplicate: boolean }> {
     return new Promise((resolve, reject) => {
-      // A job the client would refuse never joins a batch: its error names its own fields.
+      // Validated here, as the client would: a bad job never joins a batch, and its error names its own fields.
       const { job, payload, ...options } = item;
-      jobInputJson(job, payload, options);
-      this.#waiting.push({ item, resolve, reject });
+      this.#waiting.push({ element: jobInputJson(job, payload, options), resolve, reject });
       this.#schedule();
     });
   }
@@ -68,7 +76,7 @@ export class EnqueueCoalescer {
 
   async #write(batch: Waiting[]): Promise<void> {
     try {
-      const answers = await this.#enqueueAndRead(batch.map((w) => w.item));
+      const answers = await this.#enqueueAndRead(batch.map((w) => w.element));
       batch.forEach((w, i) => w.resolve(answers[i]!));
     } catch (error) {
       if (batch.length === 1 || isDatabaseDown(error)) {
@@ -76,19 +84,14 @@ export class EnqueueCoalescer {
         return;
       }
       await Promise.all(
-        batch.map((w) => this.#enqueueAndRead([w.item]).then(([answer]) => w.resolve(answer!), w.reject)),
+        batch.map((w) => this.#enqueueAndRead([w.element]).then(([answer]) => w.resolve(answer!), w.reject)),
       );
     }
   }
 
-  async #enqueueAndRead(items: EnqueueItem[]): Promise<{ job: Job; duplicate: boolean }[]> {
-    const results = await this.#spool.enqueueMany(items);
-    const rows = (await this.#spool.db
-      .withSchema(this.#spool.schema)
-      .selectFrom('jobs')
-      .selectAll()
-      .where('id', 'in', [...new Set(results.map((r) => r.id))])
-      .execute()) as JobRow[];
+  async #enqueueAndRead(elements: string[]): Promise<{ job: Job; duplicate: boolean }[]> {
+    const results = await runEnqueue(this.#executor, this.#enqueueSql, elements);
+    const rows = await this.#executor.query<JobRow>(this.#readSql, [results.map((r) => r.id)]);
     const byId = new Map(rows.map((row) => [String(row.id), row]));
     return results.map((result) => {
       const row = byId.get(result.id);

@@ -166,3 +166,33 @@ describe('OpenAPI', () => {
     expect(bundle.headers.get('content-type')).toMatch(/javascript/);
   });
 });
+
+describe('over a real socket (@hono/node-server)', () => {
+  it('413 by Content-Length before reading, 413 for a chunked body past the limit, 201 under it', async () => {
+    const { startApiServer } = await import('../../src/api/server.js');
+    const server = await startApiServer(createApp({ spool: db.spool, logger: quiet, bodyLimitBytes: 2048 }), { host: '127.0.0.1', port: 0 });
+    try {
+      const url = `http://127.0.0.1:${server.port}/jobs`;
+      const headers = { 'content-type': 'application/json' };
+      const big = JSON.stringify({ kind: 'socket.big', payload: { blob: 'x'.repeat(5000) } });
+      const sized = await fetch(url, { method: 'POST', headers, body: big });
+      expect(sized.status).toBe(413);
+      expect(((await sized.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+      const chunks = (text: string) =>
+        new ReadableStream({
+          start(controller) {
+            for (let i = 0; i < text.length; i += 500) controller.enqueue(new TextEncoder().encode(text.slice(i, i + 500)));
+            controller.close();
+          },
+        });
+      const chunked = await fetch(url, { method: 'POST', headers, body: chunks(big), duplex: 'half' } as RequestInit);
+      expect(chunked.status).toBe(413);
+      const small = await fetch(url, { method: 'POST', headers, body: chunks(JSON.stringify({ kind: 'socket.small' })), duplex: 'half' } as RequestInit);
+      expect(small.status).toBe(201);
+      const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind LIKE 'socket.%'`) as unknown as [{ n: number }];
+      expect(n).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
