@@ -2,7 +2,7 @@ import type { EnqueueItem, Spool } from '../client.js';
 import { postgresExecutor, type Executor } from '../db/executor.js';
 import { toJob, type Job, type JobRow } from '../job.js';
 import { jobInputJson } from '../job-options.js';
-import { enqueueSql, runEnqueue } from '../queries/enqueue.js';
+import { enqueueSql, runEnqueue, type EnqueueResult } from '../queries/enqueue.js';
 import { isDatabaseDown } from './problems.js';
 
 /** Most single-job requests written in one statement. */
@@ -28,7 +28,6 @@ interface Waiting {
  * still land and the bad one gets its own error.
  */
 export class EnqueueCoalescer {
-  readonly #spool: Spool;
   readonly #executor: Executor;
   readonly #unprepared: Executor;
   readonly #enqueueSql: string;
@@ -40,7 +39,6 @@ export class EnqueueCoalescer {
   #scheduled = false;
 
   constructor(spool: Spool, options: { batchMax?: number; concurrency?: number } = {}) {
-    this.#spool = spool;
     this.#executor = postgresExecutor(spool.sql, true);
     this.#unprepared = postgresExecutor(spool.sql, false);
     this.#enqueueSql = enqueueSql(spool.quotedSchema);
@@ -77,33 +75,42 @@ export class EnqueueCoalescer {
   }
 
   async #write(batch: Waiting[]): Promise<void> {
+    let results: (EnqueueResult | undefined)[];
     try {
-      const answers = await this.#enqueueAndRead(batch.map((w) => w.element));
-      batch.forEach((w, i) => w.resolve(answers[i]!));
+      results = await runEnqueue(this.#executor, this.#enqueueSql, batch.map((w) => w.element));
     } catch (error) {
       if (batch.length === 1 || isDatabaseDown(error)) {
         for (const w of batch) w.reject(error);
         return;
       }
-      await Promise.all(
-        batch.map((w) => this.#enqueueAndRead([w.element]).then(([answer]) => w.resolve(answer!), w.reject)),
+      // The failed statement stored nothing: each job again on its own, so one bad job fails alone.
+      results = await Promise.all(
+        batch.map((w) =>
+          runEnqueue(this.#executor, this.#enqueueSql, [w.element]).then(
+            ([result]) => result,
+            (jobError: unknown) => void w.reject(jobError),
+          ),
+        ),
       );
     }
-  }
-
-  async #enqueueAndRead(elements: string[]): Promise<{ job: Job; duplicate: boolean }[]> {
-    const results = await runEnqueue(this.#executor, this.#enqueueSql, elements);
-    // Planned per call, not prepared: a generic plan made while the table was nearly empty
-    // is a sequential scan, and without a fresh ANALYZE (autovacuum off) it stays one as the
-    // table grows (measured: 2,305 seq scans reading 36 M rows for 30,000 enqueues; POST /jobs
-    // fell from ~2,700 to ~1,600/s over 60,000 rows; planned per call it holds ~7,000/s).
-    const rows = await this.#unprepared.query<JobRow>(this.#readSql, [results.map((r) => r.id)]);
-    const byId = new Map(rows.map((row) => [String(row.id), row]));
-    return results.map((result) => {
-      const row = byId.get(result.id);
-      // Pruned between the two statements: cannot happen to a job just enqueued unless deleted by hand.
-      if (!row) throw new Error(`job ${result.id} vanished right after it was enqueued`);
-      return { job: toJob(row), duplicate: result.duplicate };
-    });
+    // Read back only once the jobs are stored: a failed read must not enqueue them again.
+    const stored = batch.flatMap((w, i) => (results[i] ? [{ w, result: results[i] }] : []));
+    if (stored.length === 0) return;
+    try {
+      // Planned per call, not prepared: a generic plan made while the table was nearly empty
+      // is a sequential scan, and without a fresh ANALYZE (autovacuum off) it stays one as the
+      // table grows (measured: 2,305 seq scans reading 36 M rows for 30,000 enqueues; POST /jobs
+      // fell from ~2,700 to ~1,600/s over 60,000 rows; planned per call it holds ~7,000/s).
+      const rows = await this.#unprepared.query<JobRow>(this.#readSql, [stored.map(({ result }) => result.id)]);
+      const byId = new Map(rows.map((row) => [String(row.id), row]));
+      for (const { w, result } of stored) {
+        const row = byId.get(result.id);
+        // Only a job deleted by hand between the two statements can be missing.
+        if (row) w.resolve({ job: toJob(row), duplicate: result.duplicate });
+        else w.reject(new Error(`job ${result.id} vanished right after it was enqueued`));
+      }
+    } catch (error) {
+      for (const { w } of stored) w.reject(error);
+    }
   }
 }

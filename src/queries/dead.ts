@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { kindSchema, queueSchema } from '../job-fields.js';
@@ -29,6 +29,20 @@ function parseDeadFilter(filter: DeadFilter) {
   return parsed.data;
 }
 
+type DeadJobs = ExpressionBuilder<{ j: Database['jobs'] }, 'j'>;
+
+/** The dead jobs a filter selects, as one condition on `jobs as j` (replay and purge share it). */
+function selectedDead(eb: DeadJobs, filter: DeadFilter) {
+  const f = parseDeadFilter(filter);
+  return eb.and([
+    eb('j.state', '=', 'dead'),
+    ...(f.ids ? [sql<boolean>`j.id = ANY(${f.ids.map(String)}::bigint[])`] : []),
+    ...(f.queue ? [eb('j.queue', '=', f.queue)] : []),
+    ...(f.kind ? [eb('j.kind', '=', f.kind)] : []),
+    ...(f.finishedBefore ? [eb('j.finished_at', '<', f.finishedBefore)] : []),
+  ]);
+}
+
 /**
  * Replay: dead jobs become available now with one more attempt; their errors
  * stay as history. A job whose unique key is held by an unfinished job is
@@ -36,8 +50,7 @@ function parseDeadFilter(filter: DeadFilter) {
  * jobs_dead_or_cancelled (or the primary key for ids).
  */
 export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
-  const f = parseDeadFilter(filter);
-  let query = db
+  return db
     .withSchema(schema)
     .updateTable('jobs as j')
     .set({
@@ -48,7 +61,7 @@ export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: De
       result: null,
       cancel_requested_at: null,
     })
-    .where('j.state', '=', 'dead')
+    .where((eb) => selectedDead(eb, filter))
     .where(({ not, exists, selectFrom }) =>
       not(
         exists(
@@ -59,21 +72,15 @@ export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: De
             .where('o.state', 'in', ['scheduled', 'available', 'running']),
         ),
       ),
-    );
-  if (f.ids) query = query.where(sql<boolean>`j.id = ANY(${f.ids.map(String)}::bigint[])`);
-  if (f.queue) query = query.where('j.queue', '=', f.queue);
-  if (f.kind) query = query.where('j.kind', '=', f.kind);
-  if (f.finishedBefore) query = query.where('j.finished_at', '<', f.finishedBefore);
-  return query.returning(['j.id', 'j.queue']);
+    )
+    .returning(['j.id', 'j.queue']);
 }
 
 /** Purge: deletes dead jobs for good. Locks: the deleted rows. */
 export function purgeDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
-  const f = parseDeadFilter(filter);
-  let query = db.withSchema(schema).deleteFrom('jobs').where('state', '=', 'dead');
-  if (f.ids) query = query.where(sql<boolean>`id = ANY(${f.ids.map(String)}::bigint[])`);
-  if (f.queue) query = query.where('queue', '=', f.queue);
-  if (f.kind) query = query.where('kind', '=', f.kind);
-  if (f.finishedBefore) query = query.where('finished_at', '<', f.finishedBefore);
-  return query.returning('id');
+  return db
+    .withSchema(schema)
+    .deleteFrom('jobs as j')
+    .where((eb) => selectedDead(eb, filter))
+    .returning('j.id');
 }
