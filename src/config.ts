@@ -27,6 +27,8 @@ const wholeNumber = (rule: string, min: number, max: number) =>
   z.union([z.number(), z.string().regex(/^\s*-?[0-9]+\s*$/).transform(Number)], { error: rule }).pipe(
     z.number().int({ error: rule }).min(min, { error: rule }).max(max, { error: rule }),
   );
+const flag = (rule: string) =>
+  z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')], { error: rule });
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 
 /**
@@ -73,6 +75,12 @@ export const SETTINGS = {
     default: SHUTDOWN_GRACE_MS_DEFAULT,
     schema: wholeNumber('expected milliseconds as a whole number >= 0', 0, 2_147_483_647),
     describe: 'on SIGTERM, how long running jobs may finish before they are handed back',
+  },
+  removeOnComplete: {
+    env: 'SPOOL_REMOVE_ON_COMPLETE',
+    default: false,
+    schema: flag('expected true or false'),
+    describe: 'delete a completed job\'s row instead of keeping it (its result is not stored); a job kind\'s own removeOnComplete wins',
   },
   host: {
     env: 'SPOOL_HOST',
@@ -144,7 +152,7 @@ export interface ConfigSources {
   /** A JSON config file (`--config`, or SPOOL_CONFIG): an object of the keys above. */
   file?: string;
   /** Command-line flags, by setting key; they win over everything. */
-  flags?: Partial<Record<SettingKey, string | undefined>>;
+  flags?: Partial<Record<SettingKey, string | boolean | undefined>>;
 }
 
 export interface LoadedConfig {

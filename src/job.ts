@@ -144,6 +144,12 @@ export interface JobDefinitionInput<S extends z.ZodType, Result = unknown> {
   tags?: string[];
   /** Abort the handler after this many ms (a job's own timeoutMs wins). None by default. */
   timeoutMs?: number;
+  /**
+   * Delete the job's row when it completes instead of keeping it as
+   * `completed` (its result is then not stored). Failed, dead and cancelled
+   * jobs are always kept. Default: the worker's `removeOnComplete` (false).
+   */
+  removeOnComplete?: boolean;
   /** Delay between attempts: `{ baseMs, maxMs, jitter }` or `(attempt) => ms` (1 s doubling to 1 h, ±10 %). */
   backoff?: Backoff;
   /** Runs the job; its return value (JSON) is stored as the job's result. */
@@ -184,6 +190,9 @@ export function defineJob<S extends z.ZodType, Result = unknown>(
     ...(definition.tags === undefined ? [] : issuesOf(tagsSchema, definition.tags, 'tags')),
     ...(definition.timeoutMs === undefined ? [] : issuesOf(timeoutMsSchema, definition.timeoutMs, 'timeoutMs')),
   ];
+  if (definition.removeOnComplete !== undefined && typeof definition.removeOnComplete !== 'boolean') {
+    issues.push({ path: 'removeOnComplete', message: 'expected true or false' });
+  }
   const backoff = definition.backoff as unknown;
   if (backoff !== undefined && typeof backoff !== 'function' && !isBackoffPolicy(backoff)) {
     issues.push({ path: 'backoff', message: 'expected (attempt) => ms, or { baseMs?, maxMs?, jitter? } with baseMs, maxMs >= 0 and jitter in [0, 1]' });

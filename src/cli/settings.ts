@@ -7,7 +7,7 @@ import { ValidationError } from '../errors.js';
  * The configuration a command runs with: its flags over the environment over
  * the `--config` file (a global option, or SPOOL_CONFIG) over the defaults.
  */
-export function commandConfig(command: Command, flags: Partial<Record<SettingKey, string | undefined>> = {}): LoadedConfig {
+export function commandConfig(command: Command, flags: Partial<Record<SettingKey, string | boolean | undefined>> = {}): LoadedConfig {
   const { config: file } = command.optsWithGlobals<{ config?: string }>();
   const given = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
   return loadConfigWithSources({ file, flags: given });

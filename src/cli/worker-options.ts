@@ -9,6 +9,7 @@ export interface WorkerFlags {
   tasks?: string;
   queues?: string;
   concurrency?: string;
+  removeOnComplete?: boolean;
 }
 
 /** Adds --tasks, --queues and --concurrency (each with its environment twin). */
@@ -16,7 +17,8 @@ export function withWorkerFlags(command: Command): Command {
   return command
     .option('--tasks <dir>', 'folder of <kind>.js handlers (env SPOOL_TASKS)')
     .option('--queues <list>', 'comma-separated queues to work (env SPOOL_QUEUES; default: the tasks\' queues, usually "default")')
-    .option('--concurrency <n>', 'jobs at once (env SPOOL_CONCURRENCY; default 10)');
+    .option('--concurrency <n>', 'jobs at once (env SPOOL_CONCURRENCY; default 10)')
+    .option('--remove-on-complete', 'delete completed jobs\' rows instead of keeping them (env SPOOL_REMOVE_ON_COMPLETE)');
 }
 
 /** The task folder, or a config error saying how to give one. */
@@ -32,6 +34,7 @@ export function workerSettings(config: SpoolConfig): Partial<WorkerOptions> {
   return {
     ...(config.queues !== undefined ? { queues: config.queues } : {}),
     concurrency: config.concurrency,
+    removeOnComplete: config.removeOnComplete,
     shutdownGraceMs: config.shutdownGraceMs,
   };
 }

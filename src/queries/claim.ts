@@ -15,7 +15,7 @@ WITH active AS (
     FROM unnest($1::text[]) AS wanted(name)
    WHERE NOT EXISTS (SELECT 1 FROM ${q}.queues p WHERE p.name = wanted.name AND p.paused)
 ), picked AS (
-  SELECT c.id, c.priority, c.run_at
+  SELECT c.id
     FROM active
     CROSS JOIN LATERAL (
       SELECT j.id, j.priority, j.run_at
@@ -34,8 +34,7 @@ UPDATE ${q}.jobs j
        worker_id = $4,
        lease_expires_at = now() + $5 * interval '1 millisecond',
        started_at = now()
-  FROM picked
- WHERE j.id = picked.id
+ WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
           j.metadata, j.created_at, j.cancel_requested_at`;
 }

@@ -1,3 +1,5 @@
+import { stillRunning } from './fence.js';
+
 /**
  * Heartbeat: one statement per worker per interval. Registers the worker (or
  * refreshes its row) and extends the lease of every job it still holds,
@@ -19,7 +21,7 @@ WITH registered AS (
   UPDATE ${q}.jobs j
      SET lease_expires_at = now() + $4 * interval '1 millisecond'
     FROM unnest($2::bigint[], $3::integer[]) AS held(id, attempt)
-   WHERE j.id = held.id AND j.attempt = held.attempt AND j.state = 'running' AND j.worker_id = $1
+   WHERE j.id = held.id AND j.attempt = held.attempt AND ${stillRunning('j')} AND j.worker_id = $1
   RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
 )
 SELECT extended.id, extended.cancel_requested, (SELECT count(*) FROM registered) AS registered FROM extended`;

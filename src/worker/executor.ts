@@ -39,6 +39,8 @@ export interface ExecuteOptions {
   workerId: string;
   /** How long a handler may ignore an aborted signal before it is abandoned. */
   abandonAfterMs: number;
+  /** The worker's default for kinds whose definition does not set removeOnComplete. */
+  removeOnComplete: boolean;
   context: Pick<JobContext, 'spool'> & { progress: (id: string, attempt: number, value: unknown) => Promise<void> };
   /** The outcome to write, or null when nothing may be written (lease lost). */
   report: (outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }) => void;
@@ -145,6 +147,8 @@ export function execute(options: ExecuteOptions): Execution {
   });
 
   function completedOutcome(result: unknown): Outcome {
+    // The row is deleted: its result is not stored, so it need not be JSON.
+    if (definition.removeOnComplete ?? options.removeOnComplete) return { id: row.id, attempt: row.attempt, outcome: 'completed', remove: true };
     const value = result === undefined ? null : result;
     try {
       JSON.stringify(value);

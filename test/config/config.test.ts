@@ -50,6 +50,15 @@ describe('loadConfig', () => {
     expect(error.message).toBe('SPOOL_CONCURRENCY: expected a positive integer, got "abc"');
   });
 
+  it('a true/false setting takes true, false, 1 or 0 from the environment and a boolean from a flag', () => {
+    expect(loadConfig({ env: { SPOOL_REMOVE_ON_COMPLETE: 'true' } }).removeOnComplete).toBe(true);
+    expect(loadConfig({ env: { SPOOL_REMOVE_ON_COMPLETE: '0' } }).removeOnComplete).toBe(false);
+    expect(loadConfig({ env: { SPOOL_REMOVE_ON_COMPLETE: 'false' }, flags: { removeOnComplete: true } }).removeOnComplete).toBe(true);
+    expect(configError(() => loadConfig({ env: { SPOOL_REMOVE_ON_COMPLETE: 'yes' } })).message).toBe(
+      'SPOOL_REMOVE_ON_COMPLETE: expected true or false, got "yes"',
+    );
+  });
+
   it('a value out of range names the key; every bad key is reported at once', () => {
     const error = configError(() => loadConfig({ env: { SPOOL_PORT: '70000', SPOOL_BODY_LIMIT_BYTES: '10', SPOOL_LOG_LEVEL: 'loud' } }));
     expect(error.issues.map((i) => i.path)).toEqual(['SPOOL_PORT', 'SPOOL_BODY_LIMIT_BYTES', 'SPOOL_LOG_LEVEL']);

@@ -25,7 +25,13 @@ export async function recordExecution(ctx: JobContext, worker = 'test'): Promise
 export function recordingJob(
   kind: string,
   then?: (payload: Record<string, unknown>, ctx: JobContext) => Promise<unknown> | unknown,
-  options: { queue?: string; maxAttempts?: number; timeoutMs?: number; backoff?: { baseMs: number; maxMs?: number; jitter?: number } } = {},
+  options: {
+    queue?: string;
+    maxAttempts?: number;
+    timeoutMs?: number;
+    backoff?: { baseMs: number; maxMs?: number; jitter?: number };
+    removeOnComplete?: boolean;
+  } = {},
 ) {
   return defineJob({
     kind,

@@ -32,6 +32,26 @@ describe('worker', () => {
     expect(done.finishedAt).toBeInstanceOf(Date);
   });
 
+  it('removeOnComplete deletes completed rows (worker default or per kind); failed attempts are kept and retried', async () => {
+    let failedOnce = false;
+    const flaky = recordingJob('remove.flaky', () => {
+      if (!failedOnce) {
+        failedOnce = true;
+        throw new Error('first try fails');
+      }
+    }, { backoff: { baseMs: 0 } });
+    const kept = recordingJob('remove.kept', undefined, { removeOnComplete: false });
+    worker = await db.spool.work({ jobs: [flaky, kept], logger: quiet, handleSignals: false, removeOnComplete: true, promoteIntervalMaxMs: 50 });
+    const { id: flakyId } = await db.spool.enqueue(flaky, {});
+    const { id: keptId } = await db.spool.enqueue(kept, {});
+    await waitFor(async () => (await db.spool.getJob(flakyId)) === null, 'flaky job removed after its second attempt');
+    const runs = await db.sql`SELECT attempt FROM public.executions WHERE job_id = ${flakyId} ORDER BY seq`;
+    expect(runs.map((r) => r.attempt)).toEqual([1, 2]);
+    await waitFor(async () => (await stateOf(keptId)).state === 'completed', 'kept job completed');
+    expect(await stateOf(keptId)).toMatchObject({ state: 'completed', result: { ok: true } });
+    expect(worker.stats).toMatchObject({ completed: 2, retried: 1 });
+  });
+
   it('runs by priority, then FIFO within a priority, at concurrency 1', async () => {
     const job = recordingJob('order.check');
     await db.spool.pauseQueue('ordered');

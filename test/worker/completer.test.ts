@@ -52,4 +52,32 @@ describe('completer', () => {
     expect(completer.counters).toMatchObject({ completed: 1, stale: 1 });
     expect(await db.spool.getJob(id)).toMatchObject({ state: 'completed', result: { ok: 1 } });
   });
+
+  it('deletes a completed job when asked to, under the same fence: a stale removal deletes nothing', async () => {
+    const running = async (workerId: string) => {
+      const { id } = await db.spool.enqueue('completer.remove', {});
+      await db.sql`UPDATE spool.jobs SET state = 'running', attempt = 1, worker_id = ${workerId}, lease_expires_at = now() + interval '1 minute' WHERE id = ${id}`;
+      return id;
+    };
+    const mine = await running('w-remove');
+    const othersJob = await running('w-other'); // reaped and re-claimed by another worker
+    const pool = postgres(db.url, { max: 1, onnotice: () => {} });
+    const completer = new Completer({
+      executor: postgresExecutor(pool),
+      quotedSchema: '"spool"',
+      workerId: 'w-remove',
+      channel: 'spool_jobs',
+      flushMs: 60_000,
+      log: createLogger({ level: 'silent' }),
+      onWritten: () => {},
+    });
+    completer.push({ id: mine, attempt: 1, outcome: 'completed', remove: true });
+    completer.push({ id: othersJob, attempt: 1, outcome: 'completed', remove: true });
+    completer.push({ id: mine, attempt: 2, outcome: 'completed', remove: true }); // an attempt it never had
+    await completer.drain();
+    await pool.end();
+    expect(completer.counters).toMatchObject({ completed: 1, stale: 2 });
+    expect(await db.spool.getJob(mine)).toBeNull();
+    expect(await db.spool.getJob(othersJob)).toMatchObject({ state: 'running', workerId: 'w-other', attempt: 1 });
+  });
 });
