@@ -3,7 +3,7 @@ import { Kysely } from 'kysely';
 import { PostgresJSDialect } from 'kysely-postgres-js';
 import { z } from 'zod';
 import { openPool, POOL_SIZE_DEFAULT } from './db/pool.js';
-import { executorFor, postgresExecutor, type Executor } from './db/executor.js';
+import { countingExecutor, executorFor, postgresExecutor, type Executor } from './db/executor.js';
 import { channelFor, checkSchemaName, quoteSchema, SCHEMA_DEFAULT } from './db/identifier.js';
 import type { Database } from './db/tables.js';
 import {
@@ -15,7 +15,9 @@ import {
   toFieldIssues,
 } from './errors.js';
 import { toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
-import { jobInputJson, type JobOptions, type WriteOptions } from './job-options.js';
+import { jobInput, type JobOptions, type WriteOptions } from './job-options.js';
+import { SpoolMetrics } from './observability/metrics.js';
+import { createLogger, type Logger } from './observability/logger.js';
 import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js';
 import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
@@ -37,6 +39,11 @@ export interface SpoolOptions {
   schema?: string;
   /** Connections in the pool Spool opens (10). */
   poolSize?: number;
+  /**
+   * Prometheus metrics (`new SpoolMetrics()`): enqueues, this Spool's
+   * workers and the API report into it. None by default (no cost).
+   */
+  metrics?: SpoolMetrics;
 }
 
 const spoolOptionsSchema = z.strictObject({
@@ -46,6 +53,7 @@ const spoolOptionsSchema = z.strictObject({
   }).optional(),
   schema: z.string().optional(),
   poolSize: z.number().int().min(1, { error: 'must be at least 1' }).max(1000).optional(),
+  metrics: z.instanceof(SpoolMetrics, { error: 'expected a SpoolMetrics instance: new SpoolMetrics()' }).optional(),
 });
 
 /** One job of an `enqueueMany` batch. */
@@ -76,9 +84,13 @@ export class Spool {
   readonly quotedSchema: string;
   /** The NOTIFY channel of this schema (`<schema>_jobs`). */
   readonly channel: string;
+  /** Where this Spool's enqueues, workers and API report metrics, if anywhere. */
+  readonly metrics: SpoolMetrics | undefined;
 
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
+  readonly #untrackPool: (() => void) | undefined;
+  readonly #queueGauges = new Map<SpoolMetrics, () => void>();
   readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string };
 
   constructor(options: SpoolOptions = {}) {
@@ -101,7 +113,13 @@ export class Spool {
       ]);
     }
     this.db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: this.sql }) });
+    this.metrics = options.metrics;
     this.#pool = postgresExecutor(this.sql, true);
+    if (this.metrics) {
+      const counted = countingExecutor(this.#pool);
+      this.#pool = counted.executor;
+      this.#untrackPool = this.metrics.addPool({ name: 'client', size: options.sql ? (options.sql.options.max ?? POOL_SIZE_DEFAULT) : (options.poolSize ?? POOL_SIZE_DEFAULT), busy: counted.busy });
+    }
     this.channel = channelFor(this.schema);
     const q = quoteSchema(this.schema);
     this.quotedSchema = q;
@@ -134,8 +152,9 @@ export class Spool {
     options: JobOptions & WriteOptions = {},
   ): Promise<EnqueueResult> {
     const { tx, ...jobOptions } = options ?? {};
-    const element = jobInputJson(job, payload, jobOptions);
-    const [result] = await runEnqueue(this.#executor(tx), this.#statements.enqueue, [element]);
+    const element = jobInput(job, payload, jobOptions);
+    const [result] = await runEnqueue(this.#executor(tx), this.#statements.enqueue, [element.text]);
+    if (this.metrics && !result!.duplicate) this.metrics.enqueued(element.queue, element.kind);
     return result!;
   }
 
@@ -157,9 +176,15 @@ export class Spool {
         throw new ValidationError([{ path: `items.${index}`, message: 'expected { job, payload, ...options }' }]);
       }
       const { job, payload, ...jobOptions } = item as EnqueueItem;
-      return jobInputJson(job, payload, jobOptions, `items.${index}`);
+      return jobInput(job, payload, jobOptions, `items.${index}`);
     });
-    return runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements);
+    const results = await runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements.map((e) => e.text));
+    if (this.metrics) {
+      results.forEach((result, index) => {
+        if (!result.duplicate) this.metrics!.enqueued(elements[index]!.queue, elements[index]!.kind);
+      });
+    }
+    return results;
   }
 
   /** One job by id, or null. */
@@ -300,7 +325,24 @@ export class Spool {
   }
 
   /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
+  /**
+   * Keeps `metrics`' queue gauges (jobs by queue and state, oldest
+   * available age, live workers) fresh: one query every 2 s until close().
+   * Idempotent; workers and the API call it. Nothing without metrics.
+   */
+  startQueueGauges(options: { log?: Logger; metrics?: SpoolMetrics; intervalMs?: number } = {}): void {
+    const metrics = options.metrics ?? this.metrics;
+    if (!metrics || this.#queueGauges.has(metrics)) return;
+    this.#queueGauges.set(
+      metrics,
+      metrics.startQueueGauges({ executor: this.#pool, quotedSchema: this.quotedSchema, log: options.log ?? createLogger(), intervalMs: options.intervalMs }),
+    );
+  }
+
   async close(): Promise<void> {
+    for (const stop of this.#queueGauges.values()) stop();
+    this.#queueGauges.clear();
+    this.#untrackPool?.();
     if (this.#ownsPool) await this.sql.end({ timeout: 5 });
   }
 

@@ -5,6 +5,7 @@ import { ValidationError, type FieldIssue } from './errors.js';
 import { SCHEMA_DEFAULT } from './db/identifier.js';
 import { POOL_SIZE_DEFAULT } from './db/pool.js';
 import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.js';
+import { LOG_FORMATS } from './observability/logger.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -19,6 +20,8 @@ export const EMBEDDED_PORT_DEFAULT = 54329;
 /** Where the embedded PostgreSQL keeps its data. */
 export const DATA_DIR_DEFAULT = '.spool/pgdata';
 export const LOG_LEVEL_DEFAULT = 'info';
+/** Port of `spool work`'s GET /metrics (the OpenTelemetry Prometheus exporter's customary port). */
+export const METRICS_PORT_DEFAULT = 9464;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 // Each setting accepts its JSON type (config file) or a string (environment,
@@ -129,6 +132,30 @@ export const SETTINGS = {
     default: LOG_LEVEL_DEFAULT,
     schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
     describe: 'log level (JSON lines on stdout)',
+  },
+  logFormat: {
+    env: 'SPOOL_LOG_FORMAT',
+    default: 'auto',
+    schema: z.enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(', ')}` }),
+    describe: 'json, pretty, or auto (pretty on a terminal, JSON otherwise)',
+  },
+  logPayloads: {
+    env: 'SPOOL_LOG_PAYLOADS',
+    default: false,
+    schema: flag('expected true or false'),
+    describe: 'put job payloads in the debug line of each starting job (payloads stay out of logs otherwise)',
+  },
+  metrics: {
+    env: 'SPOOL_METRICS',
+    default: true,
+    schema: flag('expected true or false'),
+    describe: 'Prometheus metrics: GET /metrics on the API, and on metricsPort for `spool work`',
+  },
+  metricsPort: {
+    env: 'SPOOL_METRICS_PORT',
+    default: METRICS_PORT_DEFAULT,
+    schema: wholeNumber('expected a TCP port (0-65535; 0 picks a free one)', 0, 65_535),
+    describe: 'port of GET /metrics for `spool work` (the API serves it on its own port)',
   },
 } as const;
 

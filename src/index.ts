@@ -49,4 +49,6 @@ export {
 } from './worker/worker.js';
 export { LEASE_MS_DEFAULT, HEARTBEAT_MS_DEFAULT } from './worker/heartbeat.js';
 export { BACKOFF_DEFAULT, backoffDelay, type Backoff, type BackoffPolicy } from './worker/backoff.js';
-export { createLogger, type Logger } from './observability/logger.js';
+export { createLogger, type Logger, type LoggerOptions, type LogFormat } from './observability/logger.js';
+export { SpoolMetrics, OTHER, LABEL_VALUES_MAX_DEFAULT, GAUGE_REFRESH_MS_DEFAULT, type MetricsOptions } from './observability/metrics.js';
+export { startTracingFromEnv } from './observability/otel-sdk.js';

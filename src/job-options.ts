@@ -1,3 +1,4 @@
+import { activeTraceparent } from './observability/tracing.js';
 import { z } from 'zod';
 import { ValidationError, issuesOf, toFieldIssues, type FieldIssue } from './errors.js';
 import type { Transaction } from './db/executor.js';
@@ -88,17 +89,25 @@ export interface WriteOptions {
 // An odd number of backslashes before u0000 is an escaped NUL in JSON text.
 const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 
+/** The JSON text of one element of `enqueue_batch`'s input; see `jobInput`. */
+export function jobInputJson(jobOrKind: AnyJobDefinition | string, payload: unknown, options: unknown, prefix = ''): string {
+  return jobInput(jobOrKind, payload, options, prefix).text;
+}
+
 /**
  * Validates one job (definition or kind, payload, options) and returns the
- * JSON text of one element of `enqueue_batch`'s input. Throws a
- * ValidationError naming every bad field, each under `prefix`.
+ * JSON text of one element of `enqueue_batch`'s input, with its queue and
+ * kind (for the metrics). The active OpenTelemetry context, if any, goes
+ * into metadata as W3C `traceparent`, so the worker's span continues the
+ * caller's trace. Throws a ValidationError naming every bad field, each
+ * under `prefix`.
  */
-export function jobInputJson(
+export function jobInput(
   jobOrKind: AnyJobDefinition | string,
   payload: unknown,
   options: unknown,
   prefix = '',
-): string {
+): { text: string; queue: string; kind: string } {
   const at = (field: string) => (prefix ? `${prefix}.${field}` : field);
   const issues: FieldIssue[] = [];
   const definition = isJobDefinition(jobOrKind) ? jobOrKind : undefined;
@@ -131,7 +140,9 @@ export function jobInputJson(
   if (o.timeoutMs !== undefined) element.timeout_ms = o.timeoutMs;
   if (o.uniqueKey !== undefined) element.unique_key = o.uniqueKey;
   if (tags.length > 0) element.tags = tags;
-  if (o.metadata !== undefined) element.metadata = o.metadata;
+  const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
+  if (traceparent) element.metadata = { ...o.metadata, traceparent };
+  else if (o.metadata !== undefined) element.metadata = o.metadata;
   let text: string;
   try {
     text = JSON.stringify(element);
@@ -143,7 +154,7 @@ export function jobInputJson(
     const field = JSON_NUL.test(JSON.stringify(element.payload)) ? 'payload' : 'metadata';
     throw new ValidationError([{ path: at(field), message: NUL_RULE }]);
   }
-  return text;
+  return { text, queue, kind: kind as string };
 }
 
 function jsonFailure(value: unknown): boolean {

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import type { SpoolMetrics } from '../observability/metrics.js';
+import { tracingEnabled } from '../observability/tracing.js';
 import type { z } from 'zod';
 import type { Spool } from '../client.js';
 import { BATCH_MAX_DEFAULT, BODY_LIMIT_BYTES_DEFAULT } from '../config.js';
@@ -26,6 +29,8 @@ export interface ApiOptions {
    * the process runs no workers (`spool api`), and the check is skipped.
    */
   listenerConnected?: () => boolean;
+  /** Serve GET /metrics and count requests into these metrics (default: the Spool's, if any). */
+  metrics?: SpoolMetrics;
 }
 
 export type ApiEnv = { Variables: { requestId: string; log: Logger; bodyLimitBytes: number } };
@@ -39,6 +44,42 @@ export interface ApiContext {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The matched route template (`/jobs/:id`), or `unmatched` for a 404 (raw paths would be unbounded labels). */
+function routeOf(c: Context<ApiEnv>): string {
+  const path = c.req.routePath;
+  return !path || path === '/*' || path === '*' ? 'unmatched' : path;
+}
+
+/**
+ * Runs the request inside an OpenTelemetry SERVER span, continuing the
+ * caller's trace from its `traceparent` header; jobs enqueued by the
+ * request store that span as their parent. Nothing when tracing is off.
+ */
+async function withServerSpan(c: Context<ApiEnv>, next: () => Promise<void>): Promise<void> {
+  if (!tracingEnabled()) return next();
+  const parent = propagation.extract(ROOT_CONTEXT, c.req.raw.headers, headerGetter);
+  const span = trace.getTracer('spool').startSpan(
+    `${c.req.method}`,
+    { kind: SpanKind.SERVER, attributes: { 'http.request.method': c.req.method, 'url.path': c.req.path } },
+    parent,
+  );
+  try {
+    await context.with(trace.setSpan(parent, span), next);
+  } finally {
+    const route = routeOf(c);
+    span.updateName(`${c.req.method} ${route}`);
+    span.setAttribute('http.route', route);
+    span.setAttribute('http.response.status_code', c.res.status);
+    if (c.res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  }
+}
+
+const headerGetter = {
+  keys: (carrier: Headers) => [...carrier.keys()],
+  get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
+};
 
 /**
  * The HTTP API (Hono): JSON in and out, every body and query validated with
@@ -57,15 +98,35 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
 
+  const metrics = options.metrics ?? options.spool.metrics;
   app.use(async (c, next) => {
+    const started = performance.now();
     c.set('bodyLimitBytes', bodyLimitBytes);
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
-    c.set('log', log.child({ request_id: requestId }));
+    const requestLog = log.child({ request_id: requestId });
+    c.set('log', requestLog);
     c.header('X-Request-Id', requestId);
-    await next();
+    await withServerSpan(c, next);
+    const route = routeOf(c);
+    const status = c.res.status;
+    const seconds = (performance.now() - started) / 1000;
+    if (metrics) {
+      const labels = { method: c.req.method, route, status: String(status) };
+      metrics.http.requests.inc(labels);
+      metrics.http.seconds.observe(labels, seconds);
+    }
+    // Every request at debug; client errors at info, server errors at error (their cause is logged by onError).
+    const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
+    if (requestLog.isLevelEnabled(level)) {
+      requestLog[level]({ method: c.req.method, route, status, duration_ms: Math.round(seconds * 1e6) / 1e3 }, 'request');
+    }
   });
+  if (metrics) {
+    options.spool.startQueueGauges({ log, metrics });
+    app.get('/metrics', async (c) => c.body(await metrics.text(), 200, { 'Content-Type': metrics.contentType }));
+  }
 
   registerHealthRoutes(app, ctx);
   registerDocsRoutes(app);

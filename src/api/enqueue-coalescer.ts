@@ -1,6 +1,7 @@
 import type { EnqueueItem, Spool } from '../client.js';
 import { postgresExecutor, type Executor } from '../db/executor.js';
 import { toJob, type Job, type JobRow } from '../job.js';
+import type { SpoolMetrics } from '../observability/metrics.js';
 import { jobInputJson } from '../job-options.js';
 import { enqueueSql, runEnqueue, type EnqueueResult } from '../queries/enqueue.js';
 import { isDatabaseDown } from './problems.js';
@@ -38,7 +39,10 @@ export class EnqueueCoalescer {
   #writing = 0;
   #scheduled = false;
 
+  readonly #metrics: SpoolMetrics | undefined;
+
   constructor(spool: Spool, options: { batchMax?: number; concurrency?: number } = {}) {
+    this.#metrics = spool.metrics;
     this.#executor = postgresExecutor(spool.sql, true);
     this.#unprepared = postgresExecutor(spool.sql, false);
     this.#enqueueSql = enqueueSql(spool.quotedSchema);
@@ -106,6 +110,7 @@ export class EnqueueCoalescer {
       for (const { w, result } of stored) {
         const row = byId.get(result.id);
         // Only a job deleted by hand between the two statements can be missing.
+        if (row && !result.duplicate) this.#metrics?.enqueued(row.queue, row.kind);
         if (row) w.resolve({ job: toJob(row), duplicate: result.duplicate });
         else w.reject(new Error(`job ${result.id} vanished right after it was enqueued`));
       }

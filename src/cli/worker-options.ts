@@ -35,6 +35,7 @@ export function workerSettings(config: SpoolConfig): Partial<WorkerOptions> {
     ...(config.queues !== undefined ? { queues: config.queues } : {}),
     concurrency: config.concurrency,
     removeOnComplete: config.removeOnComplete,
+    logPayloads: config.logPayloads,
     shutdownGraceMs: config.shutdownGraceMs,
   };
 }

@@ -28,6 +28,27 @@ export function postgresExecutor(sql: postgres.Sql | postgres.TransactionSql, pr
   };
 }
 
+/**
+ * Wraps an executor to count the statements running on it now, which is
+ * how many of its pool's connections are busy (for the pool gauges).
+ */
+export function countingExecutor(inner: Executor): { executor: Executor; busy: () => number } {
+  let busy = 0;
+  return {
+    busy: () => busy,
+    executor: {
+      async query<Row>(text: string, params: readonly unknown[]) {
+        busy++;
+        try {
+          return await inner.query<Row>(text, params);
+        } finally {
+          busy--;
+        }
+      },
+    },
+  };
+}
+
 /** Runs statements on a Kysely instance or transaction (any PostgreSQL dialect). */
 function kyselyExecutor(db: Kysely<any>): Executor {
   return {

@@ -71,7 +71,7 @@ export class LeaderElector extends Service {
   #set(leader: boolean): void {
     if (leader === this.#leader) return;
     this.#leader = leader;
-    this.log.info({ worker_id: this.#workerId }, leader ? 'elected maintenance leader' : 'no longer the maintenance leader');
+    this.log.info(leader ? 'elected maintenance leader' : 'no longer the maintenance leader');
     this.#onChange(leader);
   }
 }

@@ -20,6 +20,7 @@ export class Reaper extends Service {
   readonly #channel: string;
   readonly #batch: number;
   readonly #leaseMs: number;
+  readonly #onReaped: ((job: { queue: string; kind: string }) => void) | undefined;
 
   constructor(options: {
     executor: Executor;
@@ -29,6 +30,8 @@ export class Reaper extends Service {
     leaseMs: number;
     batch?: number;
     log: Logger;
+    /** Told of each job taken back (for the rescued-jobs metric). */
+    onReaped?: (job: { queue: string; kind: string }) => void;
   }) {
     super('reaper', { intervalMs: options.intervalMs, log: options.log });
     this.#executor = options.executor;
@@ -36,19 +39,21 @@ export class Reaper extends Service {
     this.#channel = options.channel;
     this.#batch = options.batch ?? REAP_BATCH_DEFAULT;
     this.#leaseMs = options.leaseMs;
+    this.#onReaped = options.onReaped;
   }
 
   protected async runOnce(): Promise<number | undefined> {
-    const rows = await this.#executor.query<{ id: string; state: string; kind: string; attempt: number; lost_worker: string }>(
+    const rows = await this.#executor.query<{ id: string; state: string; queue: string; kind: string; attempt: number; lost_worker: string }>(
       this.#statements.reap,
       [this.#batch, BACKOFF_DEFAULT.baseMs, BACKOFF_DEFAULT.maxMs, this.#channel],
     );
     this.reaped += rows.length;
     for (const row of rows) {
       this.log.warn(
-        { job_id: row.id, kind: row.kind, attempt: row.attempt, worker_id: row.lost_worker, state: row.state },
+        { job_id: row.id, kind: row.kind, attempt: row.attempt, lost_worker_id: row.lost_worker, state: row.state },
         'lease expired: job taken back',
       );
+      this.#onReaped?.(row);
     }
     await this.#executor.query(this.#statements.forget, [this.#leaseMs * 3]);
     return rows.length >= this.#batch ? 0 : undefined;

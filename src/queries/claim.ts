@@ -36,7 +36,7 @@ UPDATE ${q}.jobs j
        started_at = now()
  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
-          j.metadata, j.created_at, j.cancel_requested_at`;
+          j.metadata, j.created_at, j.started_at, j.cancel_requested_at`;
 }
 
 /**
@@ -66,5 +66,9 @@ export interface ClaimedRow {
   timeout_ms: number | null;
   metadata: Record<string, unknown>;
   created_at: Date;
+  /** When the claim took it, in database time. */
+  started_at: Date;
   cancel_requested_at: Date | null;
+  /** Set by the worker, not the database: the handler's run time, for the end-to-end metric. */
+  run_ms?: number;
 }

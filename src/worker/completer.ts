@@ -23,7 +23,7 @@ export class Completer {
   readonly #flushMs: number;
   readonly #batch: number;
   readonly #log: Logger;
-  readonly #onWritten: (ids: readonly Outcome[]) => void;
+  readonly #onWritten: (outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>) => void;
   #buffer: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
@@ -38,8 +38,11 @@ export class Completer {
     flushMs?: number;
     batch?: number;
     log: Logger;
-    /** Called with every outcome once the database answered for it (applied or stale). */
-    onWritten: (outcomes: readonly Outcome[]) => void;
+    /**
+     * Called with every outcome once the database answered for it, and the
+     * state each applied one left its job in, keyed `id:attempt` (absent: stale).
+     */
+    onWritten: (outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>) => void;
   }) {
     this.#executor = options.executor;
     this.#sql = finishSql(options.quotedSchema);
@@ -126,20 +129,20 @@ export class Completer {
     }
     this.#failures = 0;
     this.counters.flushes++;
-    const applied = new Set<string>();
+    const applied = new Map<string, string>();
     // Keyed by attempt too: the same job may come back in one batch from an old attempt (stale) and a new one.
     for (const row of rows) {
-      applied.add(`${row.id}:${row.attempt}`);
+      applied.set(`${row.id}:${row.attempt}`, row.state);
       this.counters[row.state as 'completed']++;
     }
     for (const outcome of batch) {
       if (applied.has(`${outcome.id}:${outcome.attempt}`)) continue;
       this.counters.stale++;
       this.#log.warn(
-        { job_id: outcome.id, attempt: outcome.attempt, worker_id: this.#workerId, outcome: outcome.outcome },
+        { job_id: outcome.id, attempt: outcome.attempt, outcome: outcome.outcome },
         'stale write refused: this worker no longer holds the job (its lease expired and it was taken back)',
       );
     }
-    this.#onWritten(batch);
+    this.#onWritten(batch, applied);
   }
 }

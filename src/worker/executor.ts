@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { backoffDelay } from './backoff.js';
+import { endJobSpan, runInContext, startJobSpan, traceLogFields } from '../observability/tracing.js';
 
 /** Why a handler's signal was aborted. */
 export type AbortCause = 'cancel' | 'timeout' | 'lease' | 'shutdown';
@@ -30,15 +31,20 @@ export interface Execution {
   abort(cause: AbortCause): void;
   /** Gives up on the handler now (shutdown after its grace). */
   abandon(cause: AbortCause): void;
+  /** The job's logger (job_id, kind, queue, attempt, worker_id, trace_id). */
+  readonly log: Logger;
 }
 
 export interface ExecuteOptions {
   row: ClaimedRow;
   definition: AnyJobDefinition;
+  /** The worker's logger (it binds worker_id). */
   log: Logger;
   workerId: string;
   /** How long a handler may ignore an aborted signal before it is abandoned. */
   abandonAfterMs: number;
+  /** Include the payload in the debug line of a starting job. */
+  logPayloads?: boolean;
   /** The worker's default for kinds whose definition does not set removeOnComplete. */
   removeOnComplete: boolean;
   context: Pick<JobContext, 'spool'> & { progress: (id: string, attempt: number, value: unknown) => Promise<void> };
@@ -65,8 +71,28 @@ export function execute(options: ExecuteOptions): Execution {
     if (abortReason && !controller.signal.aborted) controller.abort(abortReason);
     return controller.signal;
   };
+  // The consumer span, child of the trace the job was enqueued in; none when tracing is off.
+  const traced = startJobSpan({
+    id: row.id,
+    kind: row.kind,
+    queue: row.queue,
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    metadata: row.metadata,
+    workerId,
+  });
   const logger = () =>
-    (log ??= options.log.child({ job_id: row.id, kind: row.kind, queue: row.queue, attempt: row.attempt, worker_id: workerId }));
+    (log ??= options.log.child({
+      job_id: row.id,
+      kind: row.kind,
+      queue: row.queue,
+      attempt: row.attempt,
+      // worker_id comes from the worker's logger (a second binding would repeat the key).
+      ...traceLogFields(traced?.span, row.metadata),
+    }));
+  if (options.log.isLevelEnabled('debug')) {
+    logger().debug(options.logPayloads ? { payload: row.payload } : {}, 'job started');
+  }
   const started = performance.now();
   const timeoutMs = row.timeout_ms ?? definition.timeoutMs;
   let cause: AbortCause | undefined;
@@ -84,7 +110,10 @@ export function execute(options: ExecuteOptions): Execution {
     settled = true;
     clearTimeout(timeoutTimer);
     clearTimeout(graceTimer);
-    options.report(outcome, { abandoned: wasAbandoned, cause, ms: performance.now() - started });
+    const ms = performance.now() - started;
+    if (outcome === null || outcome.outcome !== 'completed' || options.log.isLevelEnabled('debug')) logOutcome(outcome, ms);
+    if (traced) endJobSpan(traced.span, outcome?.outcome ?? 'lease_lost', outcome?.error);
+    options.report(outcome, { abandoned: wasAbandoned, cause, ms });
     resolveDone?.();
   };
   const giveUp = () => settle(abortedOutcome(cause ?? 'shutdown', true), true);
@@ -135,7 +164,9 @@ export function execute(options: ExecuteOptions): Execution {
         progress: (value) => options.context.progress(row.id, row.attempt, value),
         spool: options.context.spool,
       };
-      const result: unknown = definition.handler!(parsed.data, context);
+      const result: unknown = traced
+        ? runInContext(traced.context, () => definition.handler!(parsed.data, context))
+        : definition.handler!(parsed.data, context);
       if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
         (result as PromiseLike<unknown>).then(succeeded, threw);
       } else {
@@ -145,6 +176,36 @@ export function execute(options: ExecuteOptions): Execution {
       threw(error);
     }
   });
+
+  /** The worker's line about how the attempt ended (completed ones only at debug). */
+  function logOutcome(outcome: Outcome | null, ms: number): void {
+    const duration_ms = Math.round(ms * 1000) / 1000;
+    if (outcome === null) {
+      logger().warn({ duration_ms }, 'attempt ended after the lease was lost: its outcome is not written');
+      return;
+    }
+    switch (outcome.outcome) {
+      case 'completed':
+        logger().debug({ duration_ms }, 'job completed');
+        break;
+      case 'failed':
+        if (row.attempt >= row.max_attempts) {
+          logger().error({ duration_ms, error: outcome.error?.message, max_attempts: row.max_attempts }, 'attempt failed and none are left: job is dead');
+        } else {
+          logger().warn({ duration_ms, error: outcome.error?.message, retry_in_ms: outcome.delay_ms }, 'attempt failed; will retry');
+        }
+        break;
+      case 'dead':
+        logger().error({ duration_ms, error: outcome.error?.message }, 'permanent error: job is dead');
+        break;
+      case 'cancelled':
+        logger().info({ duration_ms }, 'job cancelled');
+        break;
+      case 'released':
+        logger().info({ duration_ms }, 'shutdown: job handed back to the queue, attempt not used');
+        break;
+    }
+  }
 
   function completedOutcome(result: unknown): Outcome {
     // The row is deleted: its result is not stored, so it need not be JSON.
@@ -200,6 +261,9 @@ export function execute(options: ExecuteOptions): Execution {
     },
     abort,
     abandon,
+    get log() {
+      return logger();
+    },
   };
 }
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { Spool } from '../client.js';
 import postgres from 'postgres';
-import { postgresExecutor, type Executor } from '../db/executor.js';
+import { countingExecutor, postgresExecutor, type Executor } from '../db/executor.js';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { isJobDefinition, type AnyJobDefinition } from '../job.js';
 import { QUEUE_DEFAULT, queueSchema } from '../job-fields.js';
@@ -12,6 +12,7 @@ import { Promoter } from '../maintenance/promoter.js';
 import { Reaper } from '../maintenance/reaper.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import { SpoolMetrics } from '../observability/metrics.js';
 import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
@@ -61,6 +62,8 @@ const workerOptionsSchema = z.strictObject({
   completionFlushMs: ms('completionFlushMs', 0).optional(),
   completionBatch: z.number().int().min(1).max(10_000).optional(),
   removeOnComplete: z.boolean().optional(),
+  metrics: z.instanceof(SpoolMetrics, { error: 'expected a SpoolMetrics instance: new SpoolMetrics()' }).optional(),
+  logPayloads: z.boolean().optional(),
   handleSignals: z.boolean().optional(),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).child === 'function', {
     error: 'expected a pino logger',
@@ -126,6 +129,10 @@ export interface WorkerOptions {
    * database about a third of the update that keeps the row.
    */
   removeOnComplete?: boolean;
+  /** Where to count jobs and their timings; default: the Spool's `metrics`, if any. */
+  metrics?: SpoolMetrics;
+  /** Put each job's payload in its `job started` debug line (false: payloads stay out of logs). */
+  logPayloads?: boolean;
   /** Stop gracefully on SIGTERM/SIGINT, then re-raise the signal (true). */
   handleSignals?: boolean;
   logger?: Logger;
@@ -165,7 +172,7 @@ export class Worker {
   readonly #pool: postgres.Sql;
   readonly #executor: Executor;
   readonly #log: Logger;
-  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'asyncCommit' | 'poolSize'>> & {
+  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
     reapIntervalMs: number;
   };
   readonly #definitions: Map<string, AnyJobDefinition>;
@@ -173,7 +180,10 @@ export class Worker {
   readonly #running = new Map<string, Execution>();
   /** Claimed, waiting for a free slot; in reverse claim order, so the next is pop()ped (shift() is O(n)). */
   #buffer: ClaimedRow[] = [];
-  readonly #held = new Map<string, number>();
+  /** Jobs this worker holds a lease on (claimed, running, or with an outcome not yet written). */
+  readonly #held = new Map<string, ClaimedRow>();
+  readonly #metrics: SpoolMetrics | undefined;
+  #untrackGauges: Array<() => void> = [];
   readonly #listener: Listener;
   readonly #heartbeat: Heartbeat;
   readonly #completer: Completer;
@@ -223,7 +233,13 @@ export class Worker {
         ...(options.asyncCommit === false ? {} : { synchronous_commit: 'off' }),
       },
     } as postgres.Options<Record<string, postgres.PostgresType>>);
-    const executor = postgresExecutor(this.#pool, true);
+    this.#metrics = options.metrics ?? spool.metrics;
+    let executor = postgresExecutor(this.#pool, true);
+    if (this.#metrics) {
+      const counted = countingExecutor(executor);
+      executor = counted.executor;
+      this.#untrackGauges.push(this.#metrics.addPool({ name: 'worker', size: options.poolSize ?? WORKER_POOL_SIZE_DEFAULT, busy: counted.busy }));
+    }
     this.#executor = executor;
     const leaseMs = options.leaseMs ?? LEASE_MS_DEFAULT;
     this.#options = {
@@ -243,6 +259,7 @@ export class Worker {
       completionBatch: options.completionBatch ?? COMPLETION_BATCH_DEFAULT,
       handleSignals: options.handleSignals ?? true,
       removeOnComplete: options.removeOnComplete ?? false,
+      logPayloads: options.logPayloads ?? false,
     };
     if (this.#options.heartbeatMs >= leaseMs) {
       throw new ValidationError([{ path: 'heartbeatMs', message: `must be less than leaseMs (${leaseMs}); a third of it is a good value` }]);
@@ -275,7 +292,7 @@ export class Worker {
       flushMs: this.#options.completionFlushMs,
       batch: this.#options.completionBatch,
       log: this.#log,
-      onWritten: (outcomes) => this.#written(outcomes),
+      onWritten: (outcomes, applied) => this.#written(outcomes, applied),
     });
     this.#heartbeat = new Heartbeat({
       executor,
@@ -287,13 +304,22 @@ export class Worker {
       kinds: this.kinds,
       concurrency: this.concurrency,
       log: this.#log,
-      held: () => [...this.#held.entries()],
+      held: () => Array.from(this.#held.values(), (row): [string, number] => [row.id, row.attempt]),
       onLost: (ids) => this.#abort(ids, 'lease'),
       onCancel: (ids) => this.#abort(ids, 'cancel'),
     });
     if (this.#options.maintenance) {
       this.#promoter = new Promoter({ executor, quotedSchema: q, channel: spool.channel, intervalMs: this.#options.promoteIntervalMaxMs, log: this.#log });
-      this.#reaper = new Reaper({ executor, quotedSchema: q, channel: spool.channel, intervalMs: this.#options.reapIntervalMs, leaseMs, log: this.#log });
+      const metrics = this.#metrics;
+      this.#reaper = new Reaper({
+        executor,
+        quotedSchema: q,
+        channel: spool.channel,
+        intervalMs: this.#options.reapIntervalMs,
+        leaseMs,
+        log: this.#log,
+        onReaped: metrics ? (job) => metrics.rescued(job.queue, job.kind) : undefined,
+      });
       this.#elector = new LeaderElector({
         executor,
         quotedSchema: q,
@@ -347,6 +373,10 @@ export class Worker {
     });
     this.#heartbeat.start();
     this.#elector?.start();
+    if (this.#metrics) {
+      this.#untrackGauges.push(this.#metrics.addWorker(this));
+      this.#spool.startQueueGauges({ log: this.#log, metrics: this.#metrics });
+    }
     if (this.#options.handleSignals) this.#installSignalHandlers();
     this.#log.info({ queues: this.queues, kinds: this.kinds, concurrency: this.concurrency }, 'worker started');
     void this.#warnAboutOrphans();
@@ -368,6 +398,7 @@ export class Worker {
   async #shutdown(graceMs: number): Promise<void> {
     if (this.#state === 'new') {
       this.#state = 'stopped';
+      for (const untrack of this.#untrackGauges.splice(0)) untrack();
       await this.#listener.stop();
       await this.#pool.end({ timeout: 5 });
       return;
@@ -394,6 +425,7 @@ export class Worker {
     await this.#executor.query(this.#statements.unregister, [this.id]).catch(() => {});
     await this.#listener.stop();
     await this.#pool.end({ timeout: 5 });
+    for (const untrack of this.#untrackGauges.splice(0)) untrack();
     this.#state = 'stopped';
     this.#log.info({ stats: this.stats }, 'worker stopped');
   }
@@ -432,7 +464,7 @@ export class Worker {
       const execution = this.#running.get(id);
       if (!execution) continue;
       if (cause === 'lease') this.#stats.leasesLost++;
-      this.#log.warn({ job_id: id, kind: execution.kind, attempt: execution.attempt, cause }, 'aborting a running job');
+      execution.log.warn({ cause }, 'aborting a running job');
       execution.abort(cause);
     }
   }
@@ -489,7 +521,7 @@ export class Worker {
     rows.sort(claimOrder);
     for (const row of rows) {
       row.id = String(row.id);
-      this.#held.set(row.id, row.attempt);
+      this.#held.set(row.id, row);
     }
     // Buffered jobs start in claim order: priority, run_at, id.
     this.#buffer = this.#buffer.length === 0 ? rows.reverse() : [...this.#buffer, ...rows].sort((a, b) => claimOrder(b, a));
@@ -505,6 +537,11 @@ export class Worker {
 
   #run(row: ClaimedRow): void {
     const id = row.id;
+    if (this.#metrics) {
+      const series = this.#metrics.series(row.queue, row.kind);
+      series.started.inc();
+      series.waitSeconds.observe(Math.max(0, row.started_at.getTime() - row.run_at.getTime()) / 1000);
+    }
     const execution = execute({
       row,
       definition: this.#definitions.get(row.kind)!,
@@ -512,15 +549,24 @@ export class Worker {
       workerId: this.id,
       abandonAfterMs: this.#options.abandonAfterMs,
       removeOnComplete: this.#options.removeOnComplete,
+      logPayloads: this.#options.logPayloads,
       context: { spool: this.#spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
       report: (outcome, info) => {
         this.#running.delete(id);
         this.#averageRunMs = Number.isFinite(this.#averageRunMs) ? this.#averageRunMs * 0.9 + info.ms * 0.1 : info.ms;
+        const timedOut = outcome?.error?.timeout === true;
         if (info.abandoned) {
           this.#stats.abandoned++;
-          this.#log.warn({ job_id: id, kind: row.kind, attempt: row.attempt, cause: info.cause }, 'handler ignored its aborted signal: abandoned');
+          execution.log.warn({ cause: info.cause }, 'handler ignored its aborted signal: abandoned');
         }
-        if (outcome?.error && (outcome.error as { timeout?: boolean }).timeout) this.#stats.timedOut++;
+        if (timedOut) this.#stats.timedOut++;
+        row.run_ms = info.ms;
+        if (this.#metrics) {
+          const series = this.#metrics.series(row.queue, row.kind);
+          series.runSeconds.observe(info.ms / 1000);
+          if (timedOut) series.timedOut.inc();
+          if (info.abandoned) series.abandoned.inc();
+        }
         if (outcome) {
           this.#count(outcome);
           this.#completer.push(outcome);
@@ -544,9 +590,27 @@ export class Worker {
     }
   }
 
-  #written(outcomes: readonly Outcome[]): void {
+  #written(outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>): void {
     for (const outcome of outcomes) {
-      if (this.#held.get(outcome.id) === outcome.attempt && !this.#running.has(outcome.id)) this.#held.delete(outcome.id);
+      const row = this.#held.get(outcome.id);
+      if (row === undefined || row.attempt !== outcome.attempt) continue;
+      if (this.#metrics) this.#countWritten(row, applied.get(`${outcome.id}:${outcome.attempt}`));
+      if (!this.#running.has(outcome.id)) this.#held.delete(outcome.id);
+    }
+  }
+
+  /** Counts an outcome by the state the database left the job in (none: a stale write). */
+  #countWritten(row: ClaimedRow, state: string | undefined): void {
+    const series = this.#metrics!.series(row.queue, row.kind);
+    // Created → finished: database time up to the claim, then the handler's own run time.
+    const endToEnd = () => (row.started_at.getTime() - row.created_at.getTime() + (row.run_ms ?? 0)) / 1000;
+    switch (state) {
+      case undefined: series.staleWrites.inc(); break;
+      case 'completed': series.completed.inc(); series.endToEndSeconds.observe(endToEnd()); break;
+      case 'scheduled': series.failed.inc(); break;
+      case 'dead': series.dead.inc(); series.endToEndSeconds.observe(endToEnd()); break;
+      case 'cancelled': series.cancelled.inc(); series.endToEndSeconds.observe(endToEnd()); break;
+      case 'available': series.released.inc(); break;
     }
   }
 

@@ -3,7 +3,8 @@ import { createApp } from '../../api/app.js';
 import { startApiServer, type ApiServer } from '../../api/server.js';
 import { createSpool, type Spool } from '../../client.js';
 import type { SpoolConfig } from '../../config.js';
-import { createLogger, type Logger } from '../../observability/logger.js';
+import type { Logger } from '../../observability/logger.js';
+import { processObservability } from '../observability.js';
 import { commandConfig, requireDatabaseUrl } from '../settings.js';
 import { nextStopSignal } from '../worker-options.js';
 
@@ -35,8 +36,9 @@ export function registerApi(program: Command): void {
     .action(async (flags: { port?: string; host?: string }, command: Command) => {
       const { config } = commandConfig(command, flags);
       const url = requireDatabaseUrl(config);
-      const log = createLogger({ level: config.logLevel });
-      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize });
+      const observability = await processObservability(config);
+      const { log } = observability;
+      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics: observability.metrics });
       try {
         await spool.migrate();
         const server = await startApi(config, spool, log);
@@ -44,6 +46,7 @@ export function registerApi(program: Command): void {
         await server.close();
       } finally {
         await spool.close();
+        await observability.stop();
       }
     });
 }

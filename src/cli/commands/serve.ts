@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../db/embedded.js';
-import { createLogger } from '../../observability/logger.js';
+import { processObservability } from '../observability.js';
 import { loadTasks } from '../../worker/tasks.js';
 import type { Worker } from '../../worker/worker.js';
 import type { ApiServer } from '../../api/server.js';
@@ -29,7 +29,8 @@ export function registerServe(program: Command): void {
   ).action(async (flags: WorkerFlags & { port?: string; host?: string }, command: Command) => {
     // Everything is validated before anything starts.
     const { config } = commandConfig(command, flags);
-    const log = createLogger({ level: config.logLevel });
+    const observability = await processObservability(config);
+    const { log } = observability;
     const jobs = config.tasks ? await loadTasks(config.tasks) : [];
     if (jobs.length === 0) log.warn('no --tasks (SPOOL_TASKS): this process runs the API only, no workers or maintenance');
 
@@ -42,7 +43,7 @@ export function registerServe(program: Command): void {
       log.info({ url: redactUrl(url), data_dir: dataDir }, 'embedded PostgreSQL started (no DATABASE_URL): psql it with this URL');
       process.stdout.write(`embedded PostgreSQL: ${url} (data in ${dataDir})\n`);
     }
-    const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize });
+    const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics: observability.metrics });
     let worker: Worker | undefined;
     let server: ApiServer | undefined;
     try {
@@ -56,6 +57,7 @@ export function registerServe(program: Command): void {
       await worker?.stop();
       await spool.close();
       await embedded?.stop();
+      await observability.stop();
     }
   });
 }
