@@ -216,7 +216,11 @@ export class Spool {
     const key = jobId(id);
     const executor = this.#executor(options?.tx);
     const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel]);
-    if (rows[0]) return toJob(rows[0]);
+    if (rows[0]) {
+      // A waiting job ends cancelled here; a running one is counted by its worker when it stops.
+      if (rows[0].state === 'cancelled') this.metrics?.cancelled(rows[0].queue, rows[0].kind);
+      return toJob(rows[0]);
+    }
     throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES);
   }
 

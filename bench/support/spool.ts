@@ -49,8 +49,8 @@ export async function drain(spool: Spool, jobs: number, concurrency: number, rem
   return jobs / seconds;
 }
 
-export async function openSpool(url: string): Promise<Spool> {
-  const spool = createSpool({ connectionString: url, poolSize: 8 });
+export async function openSpool(url: string, options: { metrics?: InstanceType<typeof spoolModule.SpoolMetrics> } = {}): Promise<Spool> {
+  const spool = createSpool({ connectionString: url, poolSize: 8, metrics: options.metrics });
   await spool.migrate();
   return spool;
 }

@@ -134,16 +134,16 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerQueueRoutes(app, ctx);
   registerDeadRoutes(app, ctx);
 
-  app.notFound((c) => {
-    throw new ApiProblem(404, 'not_found', `no route ${c.req.method} ${c.req.path}: see GET /openapi.json`);
-  });
-  app.onError((error, c) => {
+  const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected } = problemFor(error);
     const requestId = c.get('requestId') ?? randomUUID();
     if (unexpected) (c.get('log') ?? log).error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     else if (status === 503) (c.get('log') ?? log).warn({ err: error, path: c.req.path }, 'database unavailable');
     return c.json({ error: { ...problem, requestId } }, status);
-  });
+  };
+  // Answered, not thrown: a throw from here would skip the request middleware's metrics and log line.
+  app.notFound((c) => errorResponse(new ApiProblem(404, 'not_found', `no route ${c.req.method} ${c.req.path}: see GET /openapi.json`), c));
+  app.onError(errorResponse);
   return app;
 }
 

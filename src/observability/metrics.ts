@@ -2,6 +2,7 @@ import client from 'prom-client';
 import type { Executor } from '../db/executor.js';
 import type { Logger } from './logger.js';
 import { queueGaugesSql, type QueueGaugeRow } from '../queries/metrics.js';
+import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from './hot-metrics.js';
 
 /** The label value that unknown queues and kinds fold into once the cap is reached. */
 export const OTHER = 'other';
@@ -43,18 +44,18 @@ export class BoundedLabel {
 
 /** The counters and histograms of one (queue, kind), resolved once and reused per job. */
 export interface JobSeries {
-  started: client.Counter.Internal;
-  completed: client.Counter.Internal;
-  failed: client.Counter.Internal;
-  dead: client.Counter.Internal;
-  cancelled: client.Counter.Internal;
-  released: client.Counter.Internal;
-  staleWrites: client.Counter.Internal;
-  timedOut: client.Counter.Internal;
-  abandoned: client.Counter.Internal;
-  runSeconds: client.Histogram.Internal<'queue' | 'kind'>;
-  waitSeconds: client.Histogram.Internal<'queue' | 'kind'>;
-  endToEndSeconds: client.Histogram.Internal<'queue' | 'kind'>;
+  started: CounterSeries;
+  completed: CounterSeries;
+  failed: CounterSeries;
+  dead: CounterSeries;
+  cancelled: CounterSeries;
+  released: CounterSeries;
+  staleWrites: CounterSeries;
+  timedOut: CounterSeries;
+  abandoned: CounterSeries;
+  runSeconds: HistogramSeries;
+  waitSeconds: HistogramSeries;
+  endToEndSeconds: HistogramSeries;
 }
 
 /** What a worker reports to the process gauges; read at scrape time. */
@@ -97,9 +98,9 @@ export class SpoolMetrics {
   readonly #pools = new Set<PoolGaugeSource>();
   readonly #counters: Record<
     'enqueued' | 'started' | 'completed' | 'failed' | 'dead' | 'cancelled' | 'released' | 'rescued' | 'staleWrites' | 'timedOut' | 'abandoned',
-    client.Counter<'queue' | 'kind'>
+    HotCounter
   >;
-  readonly #histograms: Record<'runSeconds' | 'waitSeconds' | 'endToEndSeconds', client.Histogram<'queue' | 'kind'>>;
+  readonly #histograms: Record<'runSeconds' | 'waitSeconds' | 'endToEndSeconds', HotHistogram>;
   readonly #queueJobs: client.Gauge<'queue' | 'state'>;
   readonly #oldestAvailable: client.Gauge<'queue'>;
   readonly #liveWorkers: client.Gauge;
@@ -115,23 +116,21 @@ export class SpoolMetrics {
     this.queues = new BoundedLabel(max);
     this.kinds = new BoundedLabel(max);
     const registers = [this.registry];
-    const jobCounter = (name: string, help: string) =>
-      new client.Counter({ name: `spool_jobs_${name}_total`, help, labelNames: ['queue', 'kind'] as const, registers });
+    const jobCounter = (name: string, help: string) => new HotCounter(`spool_jobs_${name}_total`, help, ['queue', 'kind'], this.registry);
     this.#counters = {
       enqueued: jobCounter('enqueued', 'Jobs enqueued by this process (duplicates of a unique key not counted).'),
       started: jobCounter('started', 'Attempts started by this process\'s workers.'),
       completed: jobCounter('completed', 'Attempts that completed (written to the database).'),
       failed: jobCounter('failed', 'Attempts that failed and will be retried after a backoff.'),
       dead: jobCounter('dead', 'Jobs that went to the dead-letter queue (attempts used up, or a permanent error).'),
-      cancelled: jobCounter('cancelled', 'Running jobs that ended cancelled.'),
+      cancelled: jobCounter('cancelled', 'Jobs cancelled: waiting ones by this process\'s client (API, CLI), running ones by the worker that stopped them.'),
       released: jobCounter('released', 'Running jobs handed back at shutdown without using an attempt.'),
       rescued: jobCounter('rescued', 'Jobs taken back from a worker whose lease expired (counted by the maintenance leader).'),
       staleWrites: jobCounter('stale_writes', 'Outcomes refused because this worker no longer held the job (its lease was lost).'),
       timedOut: jobCounter('timed_out', 'Attempts aborted at their timeout.'),
       abandoned: jobCounter('abandoned', 'Handlers that ignored their aborted signal past the grace period; their slot was freed.'),
     };
-    const jobHistogram = (name: string, help: string) =>
-      new client.Histogram({ name, help, labelNames: ['queue', 'kind'] as const, buckets: SECONDS_BUCKETS, registers });
+    const jobHistogram = (name: string, help: string) => new HotHistogram(name, help, ['queue', 'kind'], SECONDS_BUCKETS, this.registry);
     this.#histograms = {
       runSeconds: jobHistogram('spool_job_run_seconds', 'Handler run time of an attempt.'),
       waitSeconds: jobHistogram('spool_job_wait_seconds', 'From when the job was due (run_at) to when an attempt started, in database time.'),
@@ -216,7 +215,7 @@ export class SpoolMetrics {
     if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
   }
 
-  /** The series of one (queue, kind); label values are bounded first. */
+  /** The series of one (queue, kind), to update directly per job; label values are bounded first. */
   series(queue: string, kind: string): JobSeries {
     const key = `${queue}\u0000${kind}`;
     let series = this.#series.get(key);
@@ -245,6 +244,11 @@ export class SpoolMetrics {
 
   enqueued(queue: string, kind: string, count = 1): void {
     this.#counters.enqueued.inc({ queue: this.queues.of(queue), kind: this.kinds.of(kind) }, count);
+  }
+
+  /** A waiting (scheduled or available) job cancelled by this process's client. */
+  cancelled(queue: string, kind: string): void {
+    this.#counters.cancelled.inc({ queue: this.queues.of(queue), kind: this.kinds.of(kind) });
   }
 
   rescued(queue: string, kind: string): void {

@@ -1,3 +1,5 @@
+import type { JobSeries } from '../observability/metrics.js';
+
 /**
  * Claim: one statement takes up to $3 available jobs from the worker's
  * queues (skipping paused ones and kinds it has no handler for), in
@@ -71,4 +73,6 @@ export interface ClaimedRow {
   cancel_requested_at: Date | null;
   /** Set by the worker, not the database: the handler's run time, for the end-to-end metric. */
   run_ms?: number;
+  /** Set by the worker when it counts metrics: this job's (queue, kind) series. */
+  series?: JobSeries;
 }

@@ -538,8 +538,8 @@ export class Worker {
   #run(row: ClaimedRow): void {
     const id = row.id;
     if (this.#metrics) {
-      const series = this.#metrics.series(row.queue, row.kind);
-      series.started.inc();
+      const series = (row.series = this.#metrics.series(row.queue, row.kind));
+      series.started.value++;
       series.waitSeconds.observe(Math.max(0, row.started_at.getTime() - row.run_at.getTime()) / 1000);
     }
     const execution = execute({
@@ -561,11 +561,11 @@ export class Worker {
         }
         if (timedOut) this.#stats.timedOut++;
         row.run_ms = info.ms;
-        if (this.#metrics) {
-          const series = this.#metrics.series(row.queue, row.kind);
+        if (row.series) {
+          const series = row.series;
           series.runSeconds.observe(info.ms / 1000);
-          if (timedOut) series.timedOut.inc();
-          if (info.abandoned) series.abandoned.inc();
+          if (timedOut) series.timedOut.value++;
+          if (info.abandoned) series.abandoned.value++;
         }
         if (outcome) {
           this.#count(outcome);
@@ -601,16 +601,16 @@ export class Worker {
 
   /** Counts an outcome by the state the database left the job in (none: a stale write). */
   #countWritten(row: ClaimedRow, state: string | undefined): void {
-    const series = this.#metrics!.series(row.queue, row.kind);
+    const series = row.series ?? this.#metrics!.series(row.queue, row.kind);
     // Created → finished: database time up to the claim, then the handler's own run time.
     const endToEnd = () => (row.started_at.getTime() - row.created_at.getTime() + (row.run_ms ?? 0)) / 1000;
     switch (state) {
-      case undefined: series.staleWrites.inc(); break;
-      case 'completed': series.completed.inc(); series.endToEndSeconds.observe(endToEnd()); break;
-      case 'scheduled': series.failed.inc(); break;
-      case 'dead': series.dead.inc(); series.endToEndSeconds.observe(endToEnd()); break;
-      case 'cancelled': series.cancelled.inc(); series.endToEndSeconds.observe(endToEnd()); break;
-      case 'available': series.released.inc(); break;
+      case undefined: series.staleWrites.value++; break;
+      case 'completed': series.completed.value++; series.endToEndSeconds.observe(endToEnd()); break;
+      case 'scheduled': series.failed.value++; break;
+      case 'dead': series.dead.value++; series.endToEndSeconds.observe(endToEnd()); break;
+      case 'cancelled': series.cancelled.value++; series.endToEndSeconds.observe(endToEnd()); break;
+      case 'available': series.released.value++; break;
     }
   }
 
