@@ -7,6 +7,7 @@ import { loadTasks } from '../../src/worker/tasks.js';
 import { runCli } from '../support/cli.js';
 import { useTestDatabase } from '../support/database.js';
 import { waitFor } from '../support/factories.js';
+import { parseMetrics, sampleValue } from '../support/metrics.js';
 
 const db = useTestDatabase();
 
@@ -35,13 +36,22 @@ describe('task folders', () => {
 
 describe('spool work', () => {
   it('runs the task folder\'s handlers, then stops on SIGTERM with exit code 0', async () => {
-    const run = runCli(['work', '--tasks', folder, '--concurrency', '4'], { DATABASE_URL: db.url });
+    const run = runCli(['work', '--tasks', folder, '--concurrency', '4'], { DATABASE_URL: db.url, SPOOL_LOG_LEVEL: 'info', SPOOL_LOG_FORMAT: 'json', SPOOL_HOST: '127.0.0.1' });
     const hello = await db.spool.enqueue('greet.hello', { name: 'Ann' });
     const double = await db.spool.enqueue('math.double', { n: 21 });
     await waitFor(async () => (await db.spool.getJob(double.id))?.state === 'completed', 'math.double to complete', 30_000);
     await waitFor(async () => (await db.spool.getJob(hello.id))?.state === 'completed', 'greet.hello to complete');
     expect((await db.spool.getJob(hello.id))?.result).toEqual({ greeted: 'Ann', attempt: 1 });
     expect((await db.spool.getJob(double.id))?.result).toBe(42);
+    // Its metrics, on the port it logged (SPOOL_METRICS_PORT=0 picks a free one).
+    const listening = await waitFor(
+      () => run.output().stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((l) => l.msg === 'metrics on GET /metrics'),
+      'the metrics port in the log',
+    );
+    const metrics = parseMetrics(await (await fetch(`http://127.0.0.1:${listening.port}/metrics`)).text());
+    expect(sampleValue(metrics, 'spool_jobs_completed_total', { queue: 'default', kind: 'math.double' })).toBe(1);
+    expect(sampleValue(metrics, 'spool_workers_live')).toBeGreaterThanOrEqual(0);
+    expect((await fetch(`http://127.0.0.1:${listening.port}/healthz`)).status).toBe(200);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.workers`) as unknown as [{ n: number }];

@@ -35,7 +35,8 @@ export function runBuiltCli(args: string[], env: Record<string, string | undefin
 
 function spawnNode(nodeArgs: string[], env: Record<string, string | undefined>): CliRun {
   const child = spawn(process.execPath, nodeArgs, {
-    env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', ...env },
+    // Port 0 for `spool work`'s metrics: test files run at once, and a fixed port would collide.
+    env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', SPOOL_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
