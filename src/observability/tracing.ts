@@ -16,9 +16,9 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 
 /**
- * True when an OpenTelemetry SDK registered a tracer provider. Checked per
- * job, so with no SDK the worker makes no span at all (not even a
- * non-recording one): tracing off costs nothing.
+ * True when an OpenTelemetry SDK registered a tracer provider. The worker
+ * checks it per claim batch, and with no SDK makes no span at all (not even
+ * a non-recording one): tracing off costs nothing per job.
  */
 export function tracingEnabled(): boolean {
   const provider = trace.getTracerProvider();
@@ -57,10 +57,9 @@ export interface JobSpanInput {
  * Starts the consumer span `spool.job <kind>` of one attempt, as a child of
  * the context stored at enqueue (metadata.traceparent), with the
  * OpenTelemetry messaging attributes. Returns the span and the context to
- * run the handler in; undefined when tracing is off.
+ * run the handler in. Call it only when `tracingEnabled()`.
  */
-export function startJobSpan(job: JobSpanInput): { span: Span; context: Context } | undefined {
-  if (!tracingEnabled()) return undefined;
+export function startJobSpan(job: JobSpanInput): { span: Span; context: Context } {
   const parent = parseTraceparent(job.metadata?.traceparent);
   const parentContext = parent
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.sampled ? 1 : 0, isRemote: true })

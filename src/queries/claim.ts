@@ -9,8 +9,9 @@ import type { JobSeries } from '../observability/metrics.js';
  * claiming are skipped, not waited for). Index: jobs_claim, one ordered scan
  * per queue (LATERAL), so a big backlog in one queue costs the others nothing.
  * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
+ * `startedAt` also returns started_at, for the wait-time metric.
  */
-export function claimSql(q: string): string {
+export function claimSql(q: string, options: { startedAt?: boolean } = {}): string {
   return `
 WITH active AS (
   SELECT wanted.name
@@ -38,7 +39,7 @@ UPDATE ${q}.jobs j
        started_at = now()
  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
-          j.metadata, j.created_at, j.started_at, j.cancel_requested_at`;
+          j.metadata, j.created_at, j.cancel_requested_at${options.startedAt ? ', j.started_at' : ''}`;
 }
 
 /**
@@ -68,8 +69,8 @@ export interface ClaimedRow {
   timeout_ms: number | null;
   metadata: Record<string, unknown>;
   created_at: Date;
-  /** When the claim took it, in database time. */
-  started_at: Date;
+  /** When the claim took it, in database time; returned only for the metrics (`startedAt`), a Date per row otherwise unused. */
+  started_at?: Date;
   cancel_requested_at: Date | null;
   /** Set by the worker, not the database: the handler's run time, for the end-to-end metric. */
   run_ms?: number;

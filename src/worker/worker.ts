@@ -13,6 +13,7 @@ import { Reaper } from '../maintenance/reaper.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics } from '../observability/metrics.js';
+import { tracingEnabled } from '../observability/tracing.js';
 import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
@@ -180,8 +181,15 @@ export class Worker {
   readonly #running = new Map<string, Execution>();
   /** Claimed, waiting for a free slot; in reverse claim order, so the next is pop()ped (shift() is O(n)). */
   #buffer: ClaimedRow[] = [];
-  /** Jobs this worker holds a lease on (claimed, running, or with an outcome not yet written). */
-  readonly #held = new Map<string, ClaimedRow>();
+  /** Jobs this worker holds a lease on (claimed, running, or with an outcome not yet written), by id: the attempt. */
+  readonly #held = new Map<string, number>();
+  /**
+   * With metrics only: the claimed rows until their outcome is written, for
+   * the labels and timings. Without metrics rows are dropped as soon as the
+   * handler ends: kept until the flush, they outlive young-generation
+   * collections and the garbage collector's time doubled.
+   */
+  readonly #rows: Map<string, ClaimedRow> | undefined;
   readonly #metrics: SpoolMetrics | undefined;
   #untrackGauges: Array<() => void> = [];
   readonly #listener: Listener;
@@ -199,6 +207,9 @@ export class Worker {
   readonly #claims = new Set<Promise<void>>();
   #claiming = 0;
   #wakeAgain = false;
+  /** Tracing and debug logging, checked once per claim batch rather than per job. */
+  #traced = false;
+  #debug = false;
   #backlog = false;
   /** Moving average of recent run times, which sizes the prefetch buffer. */
   #averageRunMs = Number.POSITIVE_INFINITY;
@@ -234,6 +245,7 @@ export class Worker {
       },
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     this.#metrics = options.metrics ?? spool.metrics;
+    this.#rows = this.#metrics ? new Map() : undefined;
     let executor = postgresExecutor(this.#pool, true);
     if (this.#metrics) {
       const counted = countingExecutor(executor);
@@ -272,7 +284,7 @@ export class Worker {
     this.#pollDelay = this.#options.pollIntervalMs;
 
     const q = spool.quotedSchema;
-    this.#statements = { claim: claimSql(q), progress: progressSql(q), unregister: unregisterSql(q), orphans: orphanKindsSql(q) };
+    this.#statements = { claim: claimSql(q, { startedAt: this.#metrics !== undefined }), progress: progressSql(q), unregister: unregisterSql(q), orphans: orphanKindsSql(q) };
     this.#listener = new Listener(spool.connectionSettings(), {
       channel: spool.channel,
       log: this.#log,
@@ -304,7 +316,7 @@ export class Worker {
       kinds: this.kinds,
       concurrency: this.concurrency,
       log: this.#log,
-      held: () => Array.from(this.#held.values(), (row): [string, number] => [row.id, row.attempt]),
+      held: () => [...this.#held.entries()],
       onLost: (ids) => this.#abort(ids, 'lease'),
       onCancel: (ids) => this.#abort(ids, 'cancel'),
     });
@@ -458,7 +470,7 @@ export class Worker {
       if (index >= 0) {
         const [row] = this.#buffer.splice(index, 1);
         if (cause === 'cancel') this.#completer.push({ id, attempt: row!.attempt, outcome: 'cancelled' });
-        else this.#held.delete(id);
+        else this.#forget(id);
         continue;
       }
       const execution = this.#running.get(id);
@@ -518,10 +530,13 @@ export class Worker {
     this.#schedulePoll(rows.length > 0);
     if (rows.length === 0) return;
     this.#stats.claimed += rows.length;
+    this.#traced = tracingEnabled();
+    this.#debug = this.#log.isLevelEnabled('debug');
     rows.sort(claimOrder);
     for (const row of rows) {
       row.id = String(row.id);
-      this.#held.set(row.id, row);
+      this.#held.set(row.id, row.attempt);
+      this.#rows?.set(row.id, row);
     }
     // Buffered jobs start in claim order: priority, run_at, id.
     this.#buffer = this.#buffer.length === 0 ? rows.reverse() : [...this.#buffer, ...rows].sort((a, b) => claimOrder(b, a));
@@ -540,7 +555,7 @@ export class Worker {
     if (this.#metrics) {
       const series = (row.series = this.#metrics.series(row.queue, row.kind));
       series.started.value++;
-      series.waitSeconds.observe(Math.max(0, row.started_at.getTime() - row.run_at.getTime()) / 1000);
+      series.waitSeconds.observe(Math.max(0, row.started_at!.getTime() - row.run_at.getTime()) / 1000);
     }
     const execution = execute({
       row,
@@ -550,6 +565,8 @@ export class Worker {
       abandonAfterMs: this.#options.abandonAfterMs,
       removeOnComplete: this.#options.removeOnComplete,
       logPayloads: this.#options.logPayloads,
+      debug: this.#debug,
+      traced: this.#traced,
       context: { spool: this.#spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
       report: (outcome, info) => {
         this.#running.delete(id);
@@ -560,9 +577,9 @@ export class Worker {
           execution.log.warn({ cause: info.cause }, 'handler ignored its aborted signal: abandoned');
         }
         if (timedOut) this.#stats.timedOut++;
-        row.run_ms = info.ms;
         if (row.series) {
           const series = row.series;
+          row.run_ms = info.ms;
           series.runSeconds.observe(info.ms / 1000);
           if (timedOut) series.timedOut.value++;
           if (info.abandoned) series.abandoned.value++;
@@ -571,7 +588,7 @@ export class Worker {
           this.#count(outcome);
           this.#completer.push(outcome);
         } else {
-          this.#held.delete(id);
+          this.#forget(id);
         }
         this.#startBuffered();
         if (this.#backlog || this.#wakeAgain) this.#wake();
@@ -592,18 +609,22 @@ export class Worker {
 
   #written(outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>): void {
     for (const outcome of outcomes) {
-      const row = this.#held.get(outcome.id);
-      if (row === undefined || row.attempt !== outcome.attempt) continue;
-      if (this.#metrics) this.#countWritten(row, applied.get(`${outcome.id}:${outcome.attempt}`));
-      if (!this.#running.has(outcome.id)) this.#held.delete(outcome.id);
+      if (this.#held.get(outcome.id) !== outcome.attempt) continue;
+      if (this.#rows) this.#countWritten(this.#rows.get(outcome.id)!, applied.get(`${outcome.id}:${outcome.attempt}`));
+      if (!this.#running.has(outcome.id)) this.#forget(outcome.id);
     }
+  }
+
+  #forget(id: string): void {
+    this.#held.delete(id);
+    this.#rows?.delete(id);
   }
 
   /** Counts an outcome by the state the database left the job in (none: a stale write). */
   #countWritten(row: ClaimedRow, state: string | undefined): void {
     const series = row.series ?? this.#metrics!.series(row.queue, row.kind);
     // Created → finished: database time up to the claim, then the handler's own run time.
-    const endToEnd = () => (row.started_at.getTime() - row.created_at.getTime() + (row.run_ms ?? 0)) / 1000;
+    const endToEnd = () => (row.started_at!.getTime() - row.created_at.getTime() + (row.run_ms ?? 0)) / 1000;
     switch (state) {
       case undefined: series.staleWrites.value++; break;
       case 'completed': series.completed.value++; series.endToEndSeconds.observe(endToEnd()); break;

@@ -52,6 +52,18 @@ describe('worker', () => {
     expect(worker.stats).toMatchObject({ completed: 2, retried: 1 });
   });
 
+  it('ctx can be destructured: progress is stored on the job, signal and log work without `this`', async () => {
+    const job = recordingJob('ctx.destructured', async (_payload, { progress, signal, log, job: info }) => {
+      await progress({ pct: 50, of: info.kind });
+      log.info('half way');
+      return { aborted: signal.aborted };
+    });
+    worker = await db.spool.work({ jobs: [job], logger: quiet, handleSignals: false });
+    const { id } = await db.spool.enqueue(job, {});
+    await waitFor(async () => (await stateOf(id)).state === 'completed', 'job completed');
+    expect(await stateOf(id)).toMatchObject({ progress: { pct: 50, of: 'ctx.destructured' }, result: { aborted: false } });
+  });
+
   it('runs by priority, then FIFO within a priority, at concurrency 1', async () => {
     const job = recordingJob('order.check');
     await db.spool.pauseQueue('ordered');
