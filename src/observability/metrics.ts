@@ -10,6 +10,8 @@ export const OTHER = 'other';
 export const LABEL_VALUES_MAX_DEFAULT = 100;
 /** How often the queue gauges are refreshed from the database. */
 export const GAUGE_REFRESH_MS_DEFAULT = 2_000;
+/** The gauge query sleeps at least this many times its own duration between runs. */
+export const GAUGE_COST_FACTOR = 20;
 /** A worker counts as live while its last heartbeat is younger than this. */
 export const LIVE_WORKER_MS_DEFAULT = 30_000;
 
@@ -293,15 +295,19 @@ export class SpoolMetrics {
   }
 
   /**
-   * Refreshes the queue gauges every `intervalMs` with one query (and once
-   * at once). Returns a function that stops it.
+   * Refreshes the queue gauges every `intervalMs` (2 s) with one query, and
+   * once at once; when the query itself takes longer than a twentieth of
+   * that (a backlog of millions to count), it waits twenty times its
+   * duration instead. Returns a function that stops it.
    */
   startQueueGauges(options: { executor: Executor; quotedSchema: string; log: Logger; intervalMs?: number; liveWorkerMs?: number }): () => void {
     const sql = queueGaugesSql(options.quotedSchema);
     const liveMs = options.liveWorkerMs ?? LIVE_WORKER_MS_DEFAULT;
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
+    const intervalMs = options.intervalMs ?? GAUGE_REFRESH_MS_DEFAULT;
     const refresh = async () => {
+      const started = performance.now();
       try {
         const rows = await options.executor.query<QueueGaugeRow & { live_workers: number }>(sql, [liveMs]);
         if (!stopped) this.setQueueGauges(rows.filter((row) => row.queue !== null), rows[0]?.live_workers ?? 0);
@@ -309,7 +315,9 @@ export class SpoolMetrics {
         options.log.warn({ err: error }, 'could not refresh the queue gauges; keeping the last values');
       }
       if (!stopped) {
-        timer = setTimeout(refresh, options.intervalMs ?? GAUGE_REFRESH_MS_DEFAULT);
+        // Counting a backlog of millions takes a while: wait at least 20× what the query took,
+        // so the gauges never cost the database more than ~5 % of a core.
+        timer = setTimeout(refresh, Math.max(intervalMs, GAUGE_COST_FACTOR * (performance.now() - started)));
         timer.unref();
       }
     };

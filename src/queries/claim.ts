@@ -1,5 +1,3 @@
-import type { JobSeries } from '../observability/metrics.js';
-
 /**
  * Claim: one statement takes up to $3 available jobs from the worker's
  * queues (skipping paused ones and kinds it has no handler for), in
@@ -9,7 +7,7 @@ import type { JobSeries } from '../observability/metrics.js';
  * claiming are skipped, not waited for). Index: jobs_claim, one ordered scan
  * per queue (LATERAL), so a big backlog in one queue costs the others nothing.
  * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
- * `startedAt` also returns started_at, for the wait-time metric.
+ * `startedAt` also returns started_ms, for the wait-time metric.
  */
 export function claimSql(q: string, options: { startedAt?: boolean } = {}): string {
   return `
@@ -39,7 +37,7 @@ UPDATE ${q}.jobs j
        started_at = now()
  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
-          j.metadata, j.created_at, j.cancel_requested_at${options.startedAt ? ', j.started_at' : ''}`;
+          j.metadata, j.created_at, j.cancel_requested_at${options.startedAt ? ", extract(epoch FROM j.started_at)::float8 * 1000 AS started_ms" : ''}`;
 }
 
 /**
@@ -69,11 +67,11 @@ export interface ClaimedRow {
   timeout_ms: number | null;
   metadata: Record<string, unknown>;
   created_at: Date;
-  /** When the claim took it, in database time; returned only for the metrics (`startedAt`), a Date per row otherwise unused. */
-  started_at?: Date;
+  /**
+   * When the claim took it, in database time (ms since the epoch); returned
+   * only for the metrics (`startedAt`). A number, not a Date: cheaper for
+   * the server to print and for the client to parse, per row.
+   */
+  started_ms?: number;
   cancel_requested_at: Date | null;
-  /** Set by the worker, not the database: the handler's run time, for the end-to-end metric. */
-  run_ms?: number;
-  /** Set by the worker when it counts metrics: this job's (queue, kind) series. */
-  series?: JobSeries;
 }

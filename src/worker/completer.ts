@@ -5,6 +5,20 @@ import type { Logger } from '../observability/logger.js';
 export const COMPLETION_FLUSH_MS_DEFAULT = 20;
 export const COMPLETION_BATCH_DEFAULT = 2_000;
 
+/** A row the finish statement changed: the job, the attempt it fenced on, the state it left. */
+export interface AppliedRow {
+  id: string;
+  attempt: number;
+  state: string;
+}
+export type AppliedRows = ReadonlyMap<string, AppliedRow>;
+
+/** The state an outcome's write left its job in, or undefined when it was refused (stale). */
+export function appliedState(applied: AppliedRows, outcome: Outcome): string | undefined {
+  const row = applied.get(outcome.id);
+  return row !== undefined && row.attempt === outcome.attempt ? row.state : undefined;
+}
+
 /**
  * Buffers the outcomes of finished attempts and writes them as one statement
  * per batch or per few milliseconds, one write in flight at a time. A write
@@ -23,9 +37,10 @@ export class Completer {
   readonly #flushMs: number;
   readonly #batch: number;
   readonly #log: Logger;
-  readonly #onWritten: (outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>) => void;
+  readonly #onWritten: (outcomes: readonly Outcome[], applied: AppliedRows) => void;
   #buffer: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #timerDelay = 0;
   #writing: Promise<void> | undefined;
   #failures = 0;
   #draining = false;
@@ -40,9 +55,9 @@ export class Completer {
     log: Logger;
     /**
      * Called with every outcome once the database answered for it, and the
-     * state each applied one left its job in, keyed `id:attempt` (absent: stale).
+     * rows the database applied (see `appliedState`).
      */
-    onWritten: (outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>) => void;
+    onWritten: (outcomes: readonly Outcome[], applied: AppliedRows) => void;
   }) {
     this.#executor = options.executor;
     this.#sql = finishSql(options.quotedSchema);
@@ -97,8 +112,11 @@ export class Completer {
 
   #flushSoon(delay: number): void {
     if (this.#writing) return; // The write in flight reschedules when it ends.
-    if (this.#timer && delay > 0) return;
+    // A pending timer that fires as soon or sooner stays: replacing it per outcome
+    // (a full buffer asks for 0 ms on every push) cost a timer per job.
+    if (this.#timer && (delay > 0 || this.#timerDelay === 0)) return;
     clearTimeout(this.#timer);
+    this.#timerDelay = delay;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.#write();
@@ -116,7 +134,7 @@ export class Completer {
   }
 
   async #apply(batch: Outcome[]): Promise<void> {
-    let rows: Array<{ id: string; attempt: number; state: string }>;
+    let rows: AppliedRow[];
     try {
       rows = await this.#executor.query(this.#sql, [JSON.stringify(batch), this.#workerId, this.#channel]);
     } catch (error) {
@@ -129,14 +147,15 @@ export class Completer {
     }
     this.#failures = 0;
     this.counters.flushes++;
-    const applied = new Map<string, string>();
-    // Keyed by attempt too: the same job may come back in one batch from an old attempt (stale) and a new one.
+    // By id: the fence lets at most one attempt of a job through, so an outcome whose attempt
+    // differs from the applied row's (an old attempt in the same batch as a new one) is stale.
+    const applied = new Map<string, AppliedRow>();
     for (const row of rows) {
-      applied.set(`${row.id}:${row.attempt}`, row.state);
+      applied.set(row.id, row);
       this.counters[row.state as 'completed']++;
     }
     for (const outcome of batch) {
-      if (applied.has(`${outcome.id}:${outcome.attempt}`)) continue;
+      if (appliedState(applied, outcome) !== undefined) continue;
       this.counters.stale++;
       this.#log.warn(
         { job_id: outcome.id, attempt: outcome.attempt, outcome: outcome.outcome },

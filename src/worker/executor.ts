@@ -34,27 +34,31 @@ export interface Execution {
   abandon(cause: AbortCause): void;
   /** The job's logger (job_id, kind, queue, attempt, worker_id, trace_id). */
   readonly log: Logger;
+  /** The claimed row it runs. */
+  readonly row: ClaimedRow;
 }
 
-export interface ExecuteOptions {
-  row: ClaimedRow;
-  definition: AnyJobDefinition;
+/**
+ * What every attempt of one worker shares: made once per worker, not per
+ * job (`debug` and `traced` are refreshed per claim batch).
+ */
+export interface AttemptSettings {
   /** The worker's logger (it binds worker_id). */
   log: Logger;
   workerId: string;
   /** How long a handler may ignore an aborted signal before it is abandoned. */
   abandonAfterMs: number;
   /** Include the payload in the debug line of a starting job. */
-  logPayloads?: boolean;
-  /** Whether the log level is debug or finer (checked per claim batch, not per job). */
+  logPayloads: boolean;
+  /** Whether the log level is debug or finer. */
   debug: boolean;
-  /** Whether an OpenTelemetry SDK is registered (checked per claim batch): the attempt gets a span. */
+  /** Whether an OpenTelemetry SDK is registered: each attempt gets a span. */
   traced: boolean;
   /** The worker's default for kinds whose definition does not set removeOnComplete. */
   removeOnComplete: boolean;
   context: Pick<JobContext, 'spool'> & { progress: (id: string, attempt: number, value: unknown) => Promise<void> };
   /** The outcome to write, or null when nothing may be written (lease lost). */
-  report: (outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }) => void;
+  report: (execution: Execution, outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }) => void;
 }
 
 /**
@@ -64,8 +68,8 @@ export interface ExecuteOptions {
  * its aborted signal past the grace period is abandoned: its slot is freed
  * and the outcome written as if it had stopped.
  */
-export function execute(options: ExecuteOptions): Execution {
-  return new Attempt(options);
+export function execute(row: ClaimedRow, definition: AnyJobDefinition, settings: AttemptSettings): Execution {
+  return new Attempt(row, definition, settings);
 }
 
 /**
@@ -78,8 +82,8 @@ class Attempt implements Execution {
   readonly attempt: number;
   readonly kind: string;
   readonly queue: string;
-  readonly #options: ExecuteOptions;
-  readonly #row: ClaimedRow;
+  readonly #options: AttemptSettings;
+  readonly row: ClaimedRow;
   readonly #definition: AnyJobDefinition;
   readonly #started: number;
   readonly #timeoutMs: number | undefined;
@@ -100,10 +104,9 @@ class Attempt implements Execution {
   #done: Promise<void> | undefined;
   #resolveDone: (() => void) | undefined;
 
-  constructor(options: ExecuteOptions) {
-    const { row, definition } = options;
+  constructor(row: ClaimedRow, definition: AnyJobDefinition, options: AttemptSettings) {
     this.#options = options;
-    this.#row = row;
+    this.row = row;
     this.#definition = definition;
     this.id = row.id;
     this.attempt = row.attempt;
@@ -134,7 +137,7 @@ class Attempt implements Execution {
 
   /** The job's logger: job_id, kind, queue, attempt, the trace ids, and the worker's worker_id. */
   get log(): Logger {
-    const row = this.#row;
+    const row = this.row;
     return (this.#log ??= this.#options.log.child({
       job_id: row.id,
       kind: row.kind,
@@ -178,7 +181,7 @@ class Attempt implements Execution {
 
   #run(): void {
     if (this.#settled) return;
-    const row = this.#row;
+    const row = this.row;
     try {
       const parsed = this.#definition.schema.safeParse(row.payload);
       if (!parsed.success) {
@@ -214,14 +217,14 @@ class Attempt implements Execution {
     const ms = performance.now() - this.#started;
     if (outcome === null || outcome.outcome !== 'completed' || this.#options.debug) this.#logOutcome(outcome, ms);
     if (this.#traced) endJobSpan(this.#traced.span, outcome?.outcome ?? 'lease_lost', outcome?.error);
-    this.#options.report(outcome, { abandoned: wasAbandoned, cause: this.#cause, ms });
+    this.#options.report(this, outcome, { abandoned: wasAbandoned, cause: this.#cause, ms });
     this.#resolveDone?.();
   }
 
   /** The worker's line about how the attempt ended (completed ones only at debug). */
   #logOutcome(outcome: Outcome | null, ms: number): void {
     const duration_ms = Math.round(ms * 1000) / 1000;
-    const row = this.#row;
+    const row = this.row;
     if (outcome === null) {
       this.log.warn({ duration_ms }, 'attempt ended after the lease was lost: its outcome is not written');
       return;
@@ -250,7 +253,7 @@ class Attempt implements Execution {
   }
 
   #completedOutcome(result: unknown): Outcome {
-    const row = this.#row;
+    const row = this.row;
     // The row is deleted: its result is not stored, so it need not be JSON.
     if (this.#definition.removeOnComplete ?? this.#options.removeOnComplete) return { id: row.id, attempt: row.attempt, outcome: 'completed', remove: true };
     const value = result === undefined ? null : result;
@@ -263,7 +266,7 @@ class Attempt implements Execution {
   }
 
   #failedOutcome(error: unknown): Outcome {
-    const row = this.#row;
+    const row = this.row;
     const permanent = error instanceof PermanentError || (error as { name?: string } | null)?.name === 'PermanentError';
     return {
       id: row.id,
@@ -275,7 +278,7 @@ class Attempt implements Execution {
   }
 
   #abortedOutcome(why: AbortCause, wasAbandoned: boolean, error?: unknown): Outcome | null {
-    const row = this.#row;
+    const row = this.row;
     switch (why) {
       case 'lease':
         return null;
@@ -307,9 +310,9 @@ class AttemptContext implements JobContext {
   readonly job: JobContext['job'];
   readonly spool: JobContext['spool'];
   readonly #attempt: Attempt;
-  readonly #progress: ExecuteOptions['context']['progress'];
+  readonly #progress: AttemptSettings['context']['progress'];
 
-  constructor(attempt: Attempt, row: ClaimedRow, context: ExecuteOptions['context']) {
+  constructor(attempt: Attempt, row: ClaimedRow, context: AttemptSettings['context']) {
     this.#attempt = attempt;
     this.#progress = context.progress;
     this.spool = context.spool;

@@ -12,14 +12,14 @@ import { Promoter } from '../maintenance/promoter.js';
 import { Reaper } from '../maintenance/reaper.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { SpoolMetrics } from '../observability/metrics.js';
+import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
 import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
 import { progressSql } from '../queries/progress.js';
-import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT } from './completer.js';
-import { execute, type AbortCause, type Execution } from './executor.js';
+import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT, appliedState, type AppliedRows } from './completer.js';
+import { execute, type AbortCause, type AttemptSettings, type Execution } from './executor.js';
 import { Heartbeat, HEARTBEAT_MS_DEFAULT, LEASE_MS_DEFAULT } from './heartbeat.js';
 
 export const CONCURRENCY_DEFAULT = 10;
@@ -159,6 +159,11 @@ export interface WorkerStats {
   leasesLost: number;
 }
 
+/** What the metrics need of an outcome once it is written, kept on the outcome under keys JSON skips. */
+const SERIES = Symbol('series');
+const END_TO_END_S = Symbol('endToEndSeconds');
+type TaggedOutcome = Outcome & { [SERIES]?: JobSeries; [END_TO_END_S]?: number };
+
 /**
  * A running worker: claims jobs of its kinds from its queues, runs them,
  * writes outcomes in batches, keeps leases alive, and (when elected) does the
@@ -183,13 +188,8 @@ export class Worker {
   #buffer: ClaimedRow[] = [];
   /** Jobs this worker holds a lease on (claimed, running, or with an outcome not yet written), by id: the attempt. */
   readonly #held = new Map<string, number>();
-  /**
-   * With metrics only: the claimed rows until their outcome is written, for
-   * the labels and timings. Without metrics rows are dropped as soon as the
-   * handler ends: kept until the flush, they outlive young-generation
-   * collections and the garbage collector's time doubled.
-   */
-  readonly #rows: Map<string, ClaimedRow> | undefined;
+  /** Shared by every attempt of this worker (one object, not one per job). */
+  readonly #attemptSettings: AttemptSettings;
   readonly #metrics: SpoolMetrics | undefined;
   #untrackGauges: Array<() => void> = [];
   readonly #listener: Listener;
@@ -207,9 +207,7 @@ export class Worker {
   readonly #claims = new Set<Promise<void>>();
   #claiming = 0;
   #wakeAgain = false;
-  /** Tracing and debug logging, checked once per claim batch rather than per job. */
-  #traced = false;
-  #debug = false;
+  #lastSeries: { queue: string; kind: string; series: JobSeries } | undefined;
   #backlog = false;
   /** Moving average of recent run times, which sizes the prefetch buffer. */
   #averageRunMs = Number.POSITIVE_INFINITY;
@@ -245,7 +243,7 @@ export class Worker {
       },
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     this.#metrics = options.metrics ?? spool.metrics;
-    this.#rows = this.#metrics ? new Map() : undefined;
+
     let executor = postgresExecutor(this.#pool, true);
     if (this.#metrics) {
       const counted = countingExecutor(executor);
@@ -306,6 +304,17 @@ export class Worker {
       log: this.#log,
       onWritten: (outcomes, applied) => this.#written(outcomes, applied),
     });
+    this.#attemptSettings = {
+      log: this.#log,
+      workerId: this.id,
+      abandonAfterMs: this.#options.abandonAfterMs,
+      logPayloads: this.#options.logPayloads,
+      removeOnComplete: this.#options.removeOnComplete,
+      debug: false,
+      traced: false,
+      context: { spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
+      report: (execution, outcome, info) => this.#report(execution, outcome, info),
+    };
     this.#heartbeat = new Heartbeat({
       executor,
       quotedSchema: q,
@@ -421,7 +430,7 @@ export class Worker {
     this.#log.info({ in_flight: this.#running.size, grace_ms: graceMs }, 'worker stopping');
     await Promise.all(this.#claims);
     // Claimed but never started: back to the queue at once, attempt not used.
-    for (const row of this.#buffer.splice(0)) this.#completer.push({ id: row.id, attempt: row.attempt, outcome: 'released' });
+    for (const row of this.#buffer.splice(0)) this.#completer.push(this.#unstarted(row, 'released'));
     await this.#settleWithin(graceMs);
     if (this.#running.size > 0) {
       for (const execution of this.#running.values()) execution.abort('shutdown');
@@ -469,8 +478,8 @@ export class Worker {
       const index = this.#buffer.findIndex((row) => row.id === id);
       if (index >= 0) {
         const [row] = this.#buffer.splice(index, 1);
-        if (cause === 'cancel') this.#completer.push({ id, attempt: row!.attempt, outcome: 'cancelled' });
-        else this.#forget(id);
+        if (cause === 'cancel') this.#completer.push(this.#unstarted(row!, 'cancelled'));
+        else this.#held.delete(id);
         continue;
       }
       const execution = this.#running.get(id);
@@ -530,13 +539,13 @@ export class Worker {
     this.#schedulePoll(rows.length > 0);
     if (rows.length === 0) return;
     this.#stats.claimed += rows.length;
-    this.#traced = tracingEnabled();
-    this.#debug = this.#log.isLevelEnabled('debug');
+    // Checked once per batch rather than per job.
+    this.#attemptSettings.traced = tracingEnabled();
+    this.#attemptSettings.debug = this.#log.isLevelEnabled('debug');
     rows.sort(claimOrder);
     for (const row of rows) {
       row.id = String(row.id);
       this.#held.set(row.id, row.attempt);
-      this.#rows?.set(row.id, row);
     }
     // Buffered jobs start in claim order: priority, run_at, id.
     this.#buffer = this.#buffer.length === 0 ? rows.reverse() : [...this.#buffer, ...rows].sort((a, b) => claimOrder(b, a));
@@ -551,50 +560,60 @@ export class Worker {
   }
 
   #run(row: ClaimedRow): void {
-    const id = row.id;
     if (this.#metrics) {
-      const series = (row.series = this.#metrics.series(row.queue, row.kind));
+      const series = this.#seriesOf(row.queue, row.kind);
       series.started.value++;
-      series.waitSeconds.observe(Math.max(0, row.started_at!.getTime() - row.run_at.getTime()) / 1000);
+      series.waitSeconds.observe(Math.max(0, row.started_ms! - row.run_at.getTime()) / 1000);
     }
-    const execution = execute({
-      row,
-      definition: this.#definitions.get(row.kind)!,
-      log: this.#log,
-      workerId: this.id,
-      abandonAfterMs: this.#options.abandonAfterMs,
-      removeOnComplete: this.#options.removeOnComplete,
-      logPayloads: this.#options.logPayloads,
-      debug: this.#debug,
-      traced: this.#traced,
-      context: { spool: this.#spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
-      report: (outcome, info) => {
-        this.#running.delete(id);
-        this.#averageRunMs = Number.isFinite(this.#averageRunMs) ? this.#averageRunMs * 0.9 + info.ms * 0.1 : info.ms;
-        const timedOut = outcome?.error?.timeout === true;
-        if (info.abandoned) {
-          this.#stats.abandoned++;
-          execution.log.warn({ cause: info.cause }, 'handler ignored its aborted signal: abandoned');
-        }
-        if (timedOut) this.#stats.timedOut++;
-        if (row.series) {
-          const series = row.series;
-          row.run_ms = info.ms;
-          series.runSeconds.observe(info.ms / 1000);
-          if (timedOut) series.timedOut.value++;
-          if (info.abandoned) series.abandoned.value++;
-        }
-        if (outcome) {
-          this.#count(outcome);
-          this.#completer.push(outcome);
-        } else {
-          this.#forget(id);
-        }
-        this.#startBuffered();
-        if (this.#backlog || this.#wakeAgain) this.#wake();
-      },
-    });
-    this.#running.set(id, execution);
+    this.#running.set(row.id, execute(row, this.#definitions.get(row.kind)!, this.#attemptSettings));
+  }
+
+  /** The outcome of a claimed job that never started (cancelled in the buffer, or released at shutdown). */
+  #unstarted(row: ClaimedRow, outcome: 'released' | 'cancelled'): Outcome {
+    const unstarted: Outcome = { id: row.id, attempt: row.attempt, outcome };
+    if (this.#metrics) this.#tagForMetrics(unstarted, row, this.#seriesOf(row.queue, row.kind), 0);
+    return unstarted;
+  }
+
+  /** An attempt ended: free its slot, count it, buffer its outcome, start the next. */
+  #report(execution: Execution, outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }): void {
+    const row = execution.row;
+    this.#running.delete(row.id);
+    this.#averageRunMs = Number.isFinite(this.#averageRunMs) ? this.#averageRunMs * 0.9 + info.ms * 0.1 : info.ms;
+    const timedOut = outcome?.error?.timeout === true;
+    if (info.abandoned) {
+      this.#stats.abandoned++;
+      execution.log.warn({ cause: info.cause }, 'handler ignored its aborted signal: abandoned');
+    }
+    if (timedOut) this.#stats.timedOut++;
+    if (this.#metrics) {
+      const series = this.#seriesOf(row.queue, row.kind);
+      series.runSeconds.observe(info.ms / 1000);
+      if (timedOut) series.timedOut.value++;
+      if (info.abandoned) series.abandoned.value++;
+      if (outcome) this.#tagForMetrics(outcome, row, series, info.ms);
+    }
+    if (outcome) {
+      this.#count(outcome);
+      this.#completer.push(outcome);
+    } else {
+      this.#held.delete(row.id);
+    }
+    this.#startBuffered();
+    if (this.#backlog || this.#wakeAgain) this.#wake();
+  }
+
+  /**
+   * Puts what the metrics need once the outcome is written (its series, its
+   * end-to-end time) on the outcome itself, under symbols JSON skips, so the
+   * claimed row can be dropped now: rows kept until the flush outlived
+   * young-generation collections and doubled the GC's time.
+   */
+  #tagForMetrics(outcome: Outcome, row: ClaimedRow, series: JobSeries, runMs: number): void {
+    const tagged = outcome as TaggedOutcome;
+    tagged[SERIES] = series;
+    // Created → finished: database time up to the claim, then the handler's own run time.
+    tagged[END_TO_END_S] = (row.started_ms! - row.created_at.getTime() + runMs) / 1000;
   }
 
   #count(outcome: Outcome): void {
@@ -607,30 +626,34 @@ export class Worker {
     }
   }
 
-  #written(outcomes: readonly Outcome[], applied: ReadonlyMap<string, string>): void {
+  #written(outcomes: readonly Outcome[], applied: AppliedRows): void {
     for (const outcome of outcomes) {
       if (this.#held.get(outcome.id) !== outcome.attempt) continue;
-      if (this.#rows) this.#countWritten(this.#rows.get(outcome.id)!, applied.get(`${outcome.id}:${outcome.attempt}`));
-      if (!this.#running.has(outcome.id)) this.#forget(outcome.id);
+      if (this.#metrics) this.#countWritten(outcome as TaggedOutcome, appliedState(applied, outcome));
+      if (!this.#running.has(outcome.id)) this.#held.delete(outcome.id);
     }
   }
 
-  #forget(id: string): void {
-    this.#held.delete(id);
-    this.#rows?.delete(id);
+  /** The series of (queue, kind); the last one is kept, as claims mostly come in batches of one kind. */
+  #seriesOf(queue: string, kind: string): JobSeries {
+    const last = this.#lastSeries;
+    if (last && last.queue === queue && last.kind === kind) return last.series;
+    const series = this.#metrics!.series(queue, kind);
+    this.#lastSeries = { queue, kind, series };
+    return series;
   }
 
   /** Counts an outcome by the state the database left the job in (none: a stale write). */
-  #countWritten(row: ClaimedRow, state: string | undefined): void {
-    const series = row.series ?? this.#metrics!.series(row.queue, row.kind);
-    // Created → finished: database time up to the claim, then the handler's own run time.
-    const endToEnd = () => (row.started_at!.getTime() - row.created_at.getTime() + (row.run_ms ?? 0)) / 1000;
+  #countWritten(outcome: TaggedOutcome, state: string | undefined): void {
+    const series = outcome[SERIES];
+    if (!series) return;
+    const endToEnd = outcome[END_TO_END_S] ?? 0;
     switch (state) {
       case undefined: series.staleWrites.value++; break;
-      case 'completed': series.completed.value++; series.endToEndSeconds.observe(endToEnd()); break;
+      case 'completed': series.completed.value++; series.endToEndSeconds.observe(endToEnd); break;
       case 'scheduled': series.failed.value++; break;
-      case 'dead': series.dead.value++; series.endToEndSeconds.observe(endToEnd()); break;
-      case 'cancelled': series.cancelled.value++; series.endToEndSeconds.observe(endToEnd()); break;
+      case 'dead': series.dead.value++; series.endToEndSeconds.observe(endToEnd); break;
+      case 'cancelled': series.cancelled.value++; series.endToEndSeconds.observe(endToEnd); break;
       case 'available': series.released.value++; break;
     }
   }
