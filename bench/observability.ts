@@ -1,5 +1,5 @@
 /**
- * What observability costs the hot path: 50,000 pre-enqueued no-op jobs
+ * What observability costs the hot path: 200,000 pre-enqueued no-op jobs
  * drained by one worker at concurrency 50, with
  *   off      no metrics, no tracing SDK (the library default)
  *   metrics  a SpoolMetrics registry (what `spool serve` / `spool work` run with)
@@ -9,7 +9,7 @@
  *   both     metrics and tracing
  * Modes interleave round by round, so a noisy minute hits all of them.
  *
- *   npx tsx bench/observability.ts [jobs=50000] [modes=off,metrics,tracing,both]
+ *   npx tsx bench/observability.ts [jobs=200000] [modes=off,metrics,tracing,both]
  */
 import os from 'node:os';
 import { trace, context, propagation } from '@opentelemetry/api';
@@ -18,7 +18,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { benchDatabase } from './support/database.js';
 import { drain, fill, openSpool, spoolBuild, spoolModule } from './support/spool.js';
 
-const JOBS = Number(process.argv[2] ?? 50_000);
+const JOBS = Number(process.argv[2] ?? 200_000);
 const MODES = (process.argv[3] ?? 'off,metrics,tracing,both').split(',');
 const RUNS = Number(process.env.RUNS ?? 3);
 const CONCURRENCY = 50;

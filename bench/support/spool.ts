@@ -25,7 +25,13 @@ export async function fill(spool: Spool, jobs: number): Promise<void> {
  * Starts one worker at `concurrency` over `bench.noop` jobs already in the
  * table and returns jobs/s from its start until `jobs` of them completed.
  */
-export async function drain(spool: Spool, jobs: number, concurrency: number, removeOnComplete = false): Promise<number> {
+export async function drain(
+  spool: Spool,
+  jobs: number,
+  concurrency: number,
+  removeOnComplete = false,
+  workerOptions: Record<string, unknown> = {},
+): Promise<number> {
   let completed = 0;
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
@@ -37,7 +43,7 @@ export async function drain(spool: Spool, jobs: number, concurrency: number, rem
     },
   });
   const started = performance.now();
-  const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false, removeOnComplete });
+  const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false, removeOnComplete, ...workerOptions });
   await finished;
   // Handlers are done; the outcomes must be in the table too.
   await worker.stop({ graceMs: 10_000 });

@@ -9,6 +9,11 @@
  * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
  * `startedAt` also returns started_ms, for the wait-time metric.
  */
+// Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
+// float rather than format a timestamp, and the client reads a number rather than
+// parse a date string into a Date it would only compare.
+const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
 export function claimSql(q: string, options: { startedAt?: boolean } = {}): string {
   return `
 WITH active AS (
@@ -36,8 +41,8 @@ UPDATE ${q}.jobs j
        lease_expires_at = now() + $5 * interval '1 millisecond',
        started_at = now()
  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts, j.timeout_ms,
-          j.metadata, j.created_at, j.cancel_requested_at${options.startedAt ? ", extract(epoch FROM j.started_at)::float8 * 1000 AS started_ms" : ''}`;
+RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempt, j.max_attempts, j.timeout_ms, j.metadata,
+          ${EPOCH_MS('j.run_at')} AS run_at_ms, ${EPOCH_MS('j.created_at')} AS created_at_ms${options.startedAt ? `, ${EPOCH_MS('j.started_at')} AS started_ms` : ''}`;
 }
 
 /**
@@ -61,17 +66,14 @@ export interface ClaimedRow {
   kind: string;
   payload: unknown;
   priority: number;
-  run_at: Date;
+  /** run_at, ms since the epoch (database time). */
+  run_at_ms: number;
   attempt: number;
   max_attempts: number;
   timeout_ms: number | null;
   metadata: Record<string, unknown>;
-  created_at: Date;
-  /**
-   * When the claim took it, in database time (ms since the epoch); returned
-   * only for the metrics (`startedAt`). A number, not a Date: cheaper for
-   * the server to print and for the client to parse, per row.
-   */
+  /** created_at, ms since the epoch (database time). */
+  created_at_ms: number;
+  /** When the claim took it, ms since the epoch (database time); returned only for the metrics (`startedAt`). */
   started_ms?: number;
-  cancel_requested_at: Date | null;
 }

@@ -323,7 +323,7 @@ class AttemptContext implements JobContext {
       attempt: row.attempt,
       maxAttempts: row.max_attempts,
       metadata: row.metadata,
-      createdAt: row.created_at,
+      createdAt: new Date(row.created_at_ms),
     };
   }
 

@@ -563,7 +563,7 @@ export class Worker {
     if (this.#metrics) {
       const series = this.#seriesOf(row.queue, row.kind);
       series.started.value++;
-      series.waitSeconds.observe(Math.max(0, row.started_ms! - row.run_at.getTime()) / 1000);
+      series.waitSeconds.observe(Math.max(0, row.started_ms! - row.run_at_ms) / 1000);
     }
     this.#running.set(row.id, execute(row, this.#definitions.get(row.kind)!, this.#attemptSettings));
   }
@@ -613,7 +613,7 @@ export class Worker {
     const tagged = outcome as TaggedOutcome;
     tagged[SERIES] = series;
     // Created → finished: database time up to the claim, then the handler's own run time.
-    tagged[END_TO_END_S] = (row.started_ms! - row.created_at.getTime() + runMs) / 1000;
+    tagged[END_TO_END_S] = (row.started_ms! - row.created_at_ms + runMs) / 1000;
   }
 
   #count(outcome: Outcome): void {
@@ -703,5 +703,5 @@ export class Worker {
 }
 
 function claimOrder(a: ClaimedRow, b: ClaimedRow): number {
-  return a.priority - b.priority || a.run_at.getTime() - b.run_at.getTime() || Number(a.id) - Number(b.id);
+  return a.priority - b.priority || a.run_at_ms - b.run_at_ms || Number(a.id) - Number(b.id);
 }
