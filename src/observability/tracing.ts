@@ -42,7 +42,7 @@ export function parseTraceparent(value: unknown): { traceId: string; spanId: str
   return { traceId: match[1]!, spanId: match[2]!, sampled: (parseInt(match[3]!, 16) & 1) === 1 };
 }
 
-/** What the consumer span of one attempt describes. */
+/** What the consumer span of one attempt describes (the handler's `ctx.job`). */
 export interface JobSpanInput {
   id: string;
   kind: string;
@@ -50,7 +50,6 @@ export interface JobSpanInput {
   attempt: number;
   maxAttempts: number;
   metadata: Record<string, unknown> | null;
-  workerId: string;
 }
 
 /**
@@ -59,7 +58,7 @@ export interface JobSpanInput {
  * OpenTelemetry messaging attributes. Returns the span and the context to
  * run the handler in. Call it only when `tracingEnabled()`.
  */
-export function startJobSpan(job: JobSpanInput): { span: Span; context: Context } {
+export function startJobSpan(job: JobSpanInput, workerId: string): { span: Span; context: Context } {
   const parent = parseTraceparent(job.metadata?.traceparent);
   const parentContext = parent
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.sampled ? 1 : 0, isRemote: true })
@@ -78,7 +77,7 @@ export function startJobSpan(job: JobSpanInput): { span: Span; context: Context 
         'spool.job.kind': job.kind,
         'spool.job.attempt': job.attempt,
         'spool.job.max_attempts': job.maxAttempts,
-        'spool.worker.id': job.workerId,
+        'spool.worker.id': workerId,
       },
     },
     parentContext,

@@ -84,6 +84,8 @@ class Attempt implements Execution {
   readonly queue: string;
   readonly #options: AttemptSettings;
   readonly row: ClaimedRow;
+  /** What the handler sees as `ctx.job`. */
+  readonly job: JobContext['job'];
   readonly #definition: AnyJobDefinition;
   readonly #started: number;
   readonly #timeoutMs: number | undefined;
@@ -112,17 +114,16 @@ class Attempt implements Execution {
     this.attempt = row.attempt;
     this.kind = row.kind;
     this.queue = row.queue;
-    this.#traced = options.traced
-      ? startJobSpan({
-          id: row.id,
-          kind: row.kind,
-          queue: row.queue,
-          attempt: row.attempt,
-          maxAttempts: row.max_attempts,
-          metadata: row.metadata,
-          workerId: options.workerId,
-        })
-      : undefined;
+    this.job = {
+      id: row.id,
+      kind: row.kind,
+      queue: row.queue,
+      attempt: row.attempt,
+      maxAttempts: row.max_attempts,
+      metadata: row.metadata,
+      createdAt: new Date(row.created_at_ms),
+    };
+    this.#traced = options.traced ? startJobSpan(this.job, options.workerId) : undefined;
     if (options.debug) this.log.debug(options.logPayloads ? { payload: row.payload } : {}, 'job started');
     this.#started = performance.now();
     this.#timeoutMs = row.timeout_ms ?? definition.timeoutMs;
@@ -188,7 +189,7 @@ class Attempt implements Execution {
         const detail = parsed.error.issues.map((i: { path: PropertyKey[]; message: string }) => `${['payload', ...i.path.map(String)].join('.')}: ${i.message}`).join('; ');
         throw new PermanentError(`payload does not match the schema of ${row.kind}: ${detail}`);
       }
-      const context = new AttemptContext(this, row, this.#options.context);
+      const context = new AttemptContext(this, this.#options.context);
       const handler = this.#definition.handler!;
       const traced = this.#traced;
       const result: unknown = traced ? runInContext(traced.context, () => handler(parsed.data, context)) : handler(parsed.data, context);
@@ -312,19 +313,11 @@ class AttemptContext implements JobContext {
   readonly #attempt: Attempt;
   readonly #progress: AttemptSettings['context']['progress'];
 
-  constructor(attempt: Attempt, row: ClaimedRow, context: AttemptSettings['context']) {
+  constructor(attempt: Attempt, context: AttemptSettings['context']) {
     this.#attempt = attempt;
     this.#progress = context.progress;
     this.spool = context.spool;
-    this.job = {
-      id: row.id,
-      kind: row.kind,
-      queue: row.queue,
-      attempt: row.attempt,
-      maxAttempts: row.max_attempts,
-      metadata: row.metadata,
-      createdAt: new Date(row.created_at_ms),
-    };
+    this.job = attempt.job;
   }
 
   get signal(): AbortSignal {

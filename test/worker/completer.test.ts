@@ -7,6 +7,19 @@ import { useTestDatabase } from '../support/database.js';
 
 const db = useTestDatabase();
 
+/** A completer for `workerId` on `pool` that writes only when drained. */
+function completerOn(pool: postgres.Sql, workerId: string): Completer {
+  return new Completer({
+    executor: postgresExecutor(pool),
+    quotedSchema: '"spool"',
+    workerId,
+    channel: 'spool_jobs',
+    flushMs: 60_000,
+    log: createLogger({ level: 'silent' }),
+    onWritten: () => {},
+  });
+}
+
 describe('completer', () => {
   it('at shutdown, gives up writing outcomes when the database is gone instead of retrying forever', async () => {
     const pool = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -33,15 +46,7 @@ describe('completer', () => {
     await db.sql`UPDATE spool.jobs SET state = 'running', attempt = 1, worker_id = 'w1', lease_expires_at = now() + interval '1 minute' WHERE id = ${id}`;
     const statements: string[] = [];
     const pool = postgres(db.url, { max: 1, onnotice: () => {}, debug: (_c, query) => statements.push(query) });
-    const completer = new Completer({
-      executor: postgresExecutor(pool),
-      quotedSchema: '"spool"',
-      workerId: 'w1',
-      channel: 'spool_jobs',
-      flushMs: 60_000,
-      log: createLogger({ level: 'silent' }),
-      onWritten: () => {},
-    });
+    const completer = completerOn(pool, 'w1');
     await pool`SELECT 1`; // connect first: postgres.js fetches array types on connect
     statements.length = 0;
     completer.push({ id, attempt: 1, outcome: 'completed', result: { ok: 1 } });
@@ -62,15 +67,7 @@ describe('completer', () => {
     const mine = await running('w-remove');
     const othersJob = await running('w-other'); // reaped and re-claimed by another worker
     const pool = postgres(db.url, { max: 1, onnotice: () => {} });
-    const completer = new Completer({
-      executor: postgresExecutor(pool),
-      quotedSchema: '"spool"',
-      workerId: 'w-remove',
-      channel: 'spool_jobs',
-      flushMs: 60_000,
-      log: createLogger({ level: 'silent' }),
-      onWritten: () => {},
-    });
+    const completer = completerOn(pool, 'w-remove');
     completer.push({ id: mine, attempt: 1, outcome: 'completed', remove: true });
     completer.push({ id: othersJob, attempt: 1, outcome: 'completed', remove: true });
     completer.push({ id: mine, attempt: 2, outcome: 'completed', remove: true }); // an attempt it never had
