@@ -20,7 +20,8 @@ export async function startTracingFromEnv(env: NodeJS.ProcessEnv, log: Logger): 
   ]);
   const provider = new NodeTracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? 'spool' })),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    // The URL from `env` (the exporter would read process.env); a base endpoint gets the standard /v1/traces path.
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${endpoint.replace(/\/+$/, '')}/v1/traces` }))],
   });
   provider.register();
   log.info({ endpoint }, 'tracing: exporting spans over OTLP/HTTP');
