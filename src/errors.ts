@@ -13,7 +13,8 @@ export type SpoolErrorCode =
   | 'migration_changed'
   | 'migration_unknown'
   | 'migration_failed'
-  | 'config_invalid';
+  | 'config_invalid'
+  | 'timeout';
 
 /** Base class of every error Spool throws on purpose. */
 export class SpoolError extends Error {

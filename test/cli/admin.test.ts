@@ -303,7 +303,7 @@ describe('spool queue', () => {
     await db.spool.enqueue('queue.stuck', {}, { queue: 'queue.stuck' });
     const out = await spool(['queue', 'drain', 'queue.stuck', '--timeout', '500ms']);
     expect(out.code).toBe(1);
-    expect(out.stderr).toContain('spool: queue queue.stuck did not drain within 500ms: 1 available, 0 running');
+    expect(out.stderr).toContain('spool: timeout: queue queue.stuck did not drain within 500ms: 1 available, 0 running');
   });
 });
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
+import { SpoolError } from '../../errors.js';
 import { queueSchema } from '../../job-fields.js';
 import type { QueueStats } from '../../queries/queues.js';
 import { durationSchema, parseFlag } from '../flags.js';
@@ -52,7 +53,7 @@ export function registerQueue(program: Command): void {
           const waiting = `${stats.counts.available} available, ${stats.counts.running} running`;
           if (Date.now() >= deadline) {
             const hint = stats.paused && stats.counts.available > 0 ? ' (the queue is paused: its available jobs wait for `spool queue resume`)' : '';
-            throw new Error(`queue ${name} did not drain within ${options.timeout}: ${waiting}${hint}`);
+            throw new SpoolError('timeout', `queue ${name} did not drain within ${options.timeout}: ${waiting}${hint}`);
           }
           // Progress on stderr, once per change, so stdout stays the result alone.
           if (waiting !== reported) process.stderr.write(`waiting for queue ${name}: ${waiting}\n`);
