@@ -1,5 +1,6 @@
 import type { Executor } from '../db/executor.js';
 import { finishSql, type Outcome } from '../queries/finish.js';
+import { byId } from './heartbeat.js';
 import type { Logger } from '../observability/logger.js';
 
 export const COMPLETION_FLUSH_MS_DEFAULT = 20;
@@ -125,7 +126,9 @@ export class Completer {
 
   #write(): Promise<void> {
     if (this.#writing || this.#buffer.length === 0) return this.#writing ?? Promise.resolve();
-    const batch = this.#buffer.splice(0, this.#batch);
+    // In id order, as the heartbeat extends leases: the same lock order (within each of the
+    // finish statement's two parts, the kept and the removed rows), so they do not deadlock.
+    const batch = this.#buffer.splice(0, this.#batch).sort((a, b) => byId(a.id, b.id));
     this.#writing = this.#apply(batch).finally(() => {
       this.#writing = undefined;
       if (this.#buffer.length > 0 && !this.#draining) this.#flushSoon(this.#failures > 0 ? Math.min(5_000, 100 * 2 ** this.#failures) : 0);

@@ -45,7 +45,9 @@ export class Heartbeat extends Service {
   }
 
   protected async runOnce(): Promise<undefined> {
-    const held = this.#held();
+    // In id order, as the completer writes outcomes: two statements that lock the same
+    // rows in the same order cannot deadlock each other.
+    const held = this.#held().sort(([a], [b]) => byId(a, b));
     const p = this.#params;
     const rows = await this.#executor.query<{ id: string; cancel_requested: boolean }>(this.#sql, [
       p.workerId,
@@ -65,4 +67,9 @@ export class Heartbeat extends Service {
     if (cancel.length > 0) this.#onCancel(cancel);
     return undefined;
   }
+}
+
+/** Ascending job ids (decimal strings of bigints, so shorter is smaller). */
+export function byId(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }

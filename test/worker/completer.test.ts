@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { postgresExecutor } from '../../src/db/executor.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Completer } from '../../src/worker/completer.js';
+import { byId } from '../../src/worker/heartbeat.js';
 import { useTestDatabase } from '../support/database.js';
 
 const db = useTestDatabase();
@@ -76,5 +77,11 @@ describe('completer', () => {
     expect(completer.counters).toMatchObject({ completed: 1, stale: 2 });
     expect(await db.spool.getJob(mine)).toBeNull();
     expect(await db.spool.getJob(othersJob)).toMatchObject({ state: 'running', workerId: 'w-other', attempt: 1 });
+  });
+});
+
+describe('lock order', () => {
+  it('orders job ids as numbers, not as text, so the heartbeat and the completer lock rows in one order', () => {
+    expect(['10', '9', '100', '11', '2'].sort(byId)).toEqual(['2', '9', '10', '11', '100']);
   });
 });
