@@ -1,6 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineJob, type Worker } from '../../src/index.js';
+import { SpoolMetrics, defineJob, type Worker } from '../../src/index.js';
+import { parseMetrics, sampleValue } from '../support/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { useTestDatabase } from '../support/database.js';
 import { createExecutionsTable, recordExecution, recordingJob } from '../support/executions.js';
@@ -50,13 +51,15 @@ describe('stale workers', () => {
     const freshJob = defineJob({ kind: 'stale.race', schema: z.object({}), handler: async () => 'from the fresh worker' });
     // The stale worker: one slot (held by this job), no heartbeat during the test (so it does not
     // learn that it lost the lease), no maintenance.
-    const stale = await work({ jobs: [staleJob], concurrency: 1, leaseMs: 600_000, heartbeatMs: 300_000, maintenance: false });
+    const staleMetrics = new SpoolMetrics({ defaultMetrics: false });
+    const freshMetrics = new SpoolMetrics({ defaultMetrics: false });
+    const stale = await work({ jobs: [staleJob], concurrency: 1, leaseMs: 600_000, heartbeatMs: 300_000, maintenance: false, metrics: staleMetrics });
     const { id } = await db.spool.enqueue(staleJob, {});
     await waitFor(async () => (await executions(id)) === 1, 'the stale worker started the job');
 
     // Its lease expires (as if it had hung); a fresh worker reaps the job and completes it.
     await db.sql`UPDATE spool.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ${id}`;
-    const fresh = await work({ jobs: [freshJob], leaseMs: 2_000, promoteIntervalMaxMs: 50 });
+    const fresh = await work({ jobs: [freshJob], leaseMs: 2_000, promoteIntervalMaxMs: 50, metrics: freshMetrics });
     await waitFor(async () => (await job(id)).state === 'completed', 'the fresh worker completed it', 20_000);
     expect(fresh.stats.completed).toBe(1);
 
@@ -64,6 +67,16 @@ describe('stale workers', () => {
     await waitFor(() => stale.stats.staleWrites === 1, 'the stale write to be refused');
     expect(await job(id)).toMatchObject({ state: 'completed', attempt: 2, result: 'from the fresh worker' });
     expect((await job(id)).errors.map((e) => e.message)).toEqual([expect.stringMatching(/^lease expired/)]);
+    // The metrics say the same: the stale worker's write refused and nothing completed; the
+    // fresh worker (the maintenance leader) rescued the job and completed it.
+    const series = { queue: 'default', kind: 'stale.race' };
+    const staleSamples = parseMetrics(await staleMetrics.text());
+    expect(sampleValue(staleSamples, 'spool_jobs_stale_writes_total', series)).toBe(1);
+    expect(sampleValue(staleSamples, 'spool_jobs_started_total', series)).toBe(1);
+    expect(sampleValue(staleSamples, 'spool_jobs_completed_total', series) ?? 0).toBe(0);
+    const freshSamples = parseMetrics(await freshMetrics.text());
+    expect(sampleValue(freshSamples, 'spool_jobs_rescued_total', series)).toBe(1);
+    expect(sampleValue(freshSamples, 'spool_jobs_completed_total', series)).toBe(1);
   });
 });
 
