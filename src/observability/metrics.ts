@@ -95,7 +95,8 @@ export class SpoolMetrics {
   readonly registry: client.Registry;
   readonly queues: BoundedLabel;
   readonly kinds: BoundedLabel;
-  readonly #series = new Map<string, JobSeries>();
+  /** By queue, then kind: two lookups per job and no key string to build. */
+  readonly #series = new Map<string, Map<string, JobSeries>>();
   readonly #workers = new Set<WorkerGaugeSource>();
   readonly #pools = new Set<PoolGaugeSource>();
   readonly #counters: Record<
@@ -219,8 +220,9 @@ export class SpoolMetrics {
 
   /** The series of one (queue, kind), to update directly per job; label values are bounded first. */
   series(queue: string, kind: string): JobSeries {
-    const key = `${queue}\u0000${kind}`;
-    let series = this.#series.get(key);
+    let byKind = this.#series.get(queue);
+    if (!byKind) this.#series.set(queue, (byKind = new Map()));
+    let series = byKind.get(kind);
     if (!series) {
       const labels = { queue: this.queues.of(queue), kind: this.kinds.of(kind) };
       const c = this.#counters;
@@ -239,7 +241,7 @@ export class SpoolMetrics {
         waitSeconds: h.waitSeconds.labels(labels),
         endToEndSeconds: h.endToEndSeconds.labels(labels),
       };
-      this.#series.set(key, series);
+      byKind.set(kind, series);
     }
     return series;
   }

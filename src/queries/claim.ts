@@ -1,3 +1,8 @@
+// Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
+// float rather than format a timestamp, and the client reads a number rather than
+// parse a date string into a Date it would only compare.
+const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
 /**
  * Claim: one statement takes up to $3 available jobs from the worker's
  * queues (skipping paused ones and kinds it has no handler for), in
@@ -9,11 +14,6 @@
  * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
  * `startedAt` also returns started_ms, for the wait-time metric.
  */
-// Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
-// float rather than format a timestamp, and the client reads a number rather than
-// parse a date string into a Date it would only compare.
-const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
-
 export function claimSql(q: string, options: { startedAt?: boolean } = {}): string {
   return `
 WITH active AS (

@@ -22,10 +22,6 @@ const STACK_MAX = 8_000;
 
 /** One attempt in progress. */
 export interface Execution {
-  readonly id: string;
-  readonly attempt: number;
-  readonly kind: string;
-  readonly queue: string;
   /** Resolves once the attempt has an outcome (or was abandoned). */
   readonly done: Promise<void>;
   /** Aborts the handler's signal; after the grace period it is abandoned. */
@@ -78,10 +74,6 @@ export function execute(row: ClaimedRow, definition: AnyJobDefinition, settings:
  * a large share of the worker's garbage-collection time.
  */
 class Attempt implements Execution {
-  readonly id: string;
-  readonly attempt: number;
-  readonly kind: string;
-  readonly queue: string;
   readonly #options: AttemptSettings;
   readonly row: ClaimedRow;
   /** What the handler sees as `ctx.job`. */
@@ -110,10 +102,6 @@ class Attempt implements Execution {
     this.#options = options;
     this.row = row;
     this.#definition = definition;
-    this.id = row.id;
-    this.attempt = row.attempt;
-    this.kind = row.kind;
-    this.queue = row.queue;
     this.job = {
       id: row.id,
       kind: row.kind,
@@ -171,12 +159,12 @@ class Attempt implements Execution {
   }
 
   /** The handler returned (or its promise resolved). */
-  succeeded(result: unknown): void {
+  #succeeded(result: unknown): void {
     this.#settle(this.#cause === 'lease' ? null : this.#completedOutcome(result), false);
   }
 
   /** The handler threw (or its promise rejected). */
-  threw(error: unknown): void {
+  #threw(error: unknown): void {
     this.#settle(this.#cause ? this.#abortedOutcome(this.#cause, false, error) : this.#failedOutcome(error), false);
   }
 
@@ -195,14 +183,14 @@ class Attempt implements Execution {
       const result: unknown = traced ? runInContext(traced.context, () => handler(parsed.data, context)) : handler(parsed.data, context);
       if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
         (result as PromiseLike<unknown>).then(
-          (value) => this.succeeded(value),
-          (error: unknown) => this.threw(error),
+          (value) => this.#succeeded(value),
+          (error: unknown) => this.#threw(error),
         );
       } else {
-        this.succeeded(result);
+        this.#succeeded(result);
       }
     } catch (error) {
-      this.threw(error);
+      this.#threw(error);
     }
   }
 
@@ -329,7 +317,7 @@ class AttemptContext implements JobContext {
   }
 
   get progress(): (value: unknown) => Promise<void> {
-    const { id, attempt } = this.#attempt;
+    const { id, attempt } = this.job;
     return (value: unknown) => this.#progress(id, attempt, value);
   }
 }

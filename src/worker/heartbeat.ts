@@ -48,10 +48,11 @@ export class Heartbeat extends Service {
     // In id order, as the completer writes outcomes: two statements that lock the same
     // rows in the same order cannot deadlock each other.
     const held = this.#held().sort(([a], [b]) => byId(a, b));
+    const ids = held.map(([id]) => id);
     const p = this.#params;
     const rows = await this.#executor.query<{ id: string; cancel_requested: boolean }>(this.#sql, [
       p.workerId,
-      held.map(([id]) => id),
+      ids,
       held.map(([, attempt]) => attempt),
       p.leaseMs,
       hostname(),
@@ -61,7 +62,7 @@ export class Heartbeat extends Service {
       p.concurrency,
     ]);
     const kept = new Set(rows.map((row) => String(row.id)));
-    const lost = held.map(([id]) => id).filter((id) => !kept.has(id));
+    const lost = ids.filter((id) => !kept.has(id));
     if (lost.length > 0) this.#onLost(lost);
     const cancel = rows.filter((row) => row.cancel_requested).map((row) => String(row.id));
     if (cancel.length > 0) this.#onCancel(cancel);

@@ -207,7 +207,6 @@ export class Worker {
   readonly #claims = new Set<Promise<void>>();
   #claiming = 0;
   #wakeAgain = false;
-  #lastSeries: { queue: string; kind: string; series: JobSeries } | undefined;
   #backlog = false;
   /** Moving average of recent run times, which sizes the prefetch buffer. */
   #averageRunMs = Number.POSITIVE_INFINITY;
@@ -561,7 +560,7 @@ export class Worker {
 
   #run(row: ClaimedRow): void {
     if (this.#metrics) {
-      const series = this.#seriesOf(row.queue, row.kind);
+      const series = this.#metrics.series(row.queue, row.kind);
       series.started.value++;
       series.waitSeconds.observe(Math.max(0, row.started_ms! - row.run_at_ms) / 1000);
     }
@@ -571,7 +570,7 @@ export class Worker {
   /** The outcome of a claimed job that never started (cancelled in the buffer, or released at shutdown). */
   #unstarted(row: ClaimedRow, outcome: 'released' | 'cancelled'): Outcome {
     const unstarted: Outcome = { id: row.id, attempt: row.attempt, outcome };
-    if (this.#metrics) this.#tagForMetrics(unstarted, row, this.#seriesOf(row.queue, row.kind), 0);
+    if (this.#metrics) this.#tagForMetrics(unstarted, row, this.#metrics.series(row.queue, row.kind), 0);
     return unstarted;
   }
 
@@ -587,7 +586,7 @@ export class Worker {
     }
     if (timedOut) this.#stats.timedOut++;
     if (this.#metrics) {
-      const series = this.#seriesOf(row.queue, row.kind);
+      const series = this.#metrics.series(row.queue, row.kind);
       series.runSeconds.observe(info.ms / 1000);
       if (timedOut) series.timedOut.value++;
       if (info.abandoned) series.abandoned.value++;
@@ -632,15 +631,6 @@ export class Worker {
       if (this.#metrics) this.#countWritten(outcome as TaggedOutcome, appliedState(applied, outcome));
       if (!this.#running.has(outcome.id)) this.#held.delete(outcome.id);
     }
-  }
-
-  /** The series of (queue, kind); the last one is kept, as claims mostly come in batches of one kind. */
-  #seriesOf(queue: string, kind: string): JobSeries {
-    const last = this.#lastSeries;
-    if (last && last.queue === queue && last.kind === kind) return last.series;
-    const series = this.#metrics!.series(queue, kind);
-    this.#lastSeries = { queue, kind, series };
-    return series;
   }
 
   /** Counts an outcome by the state the database left the job in (none: a stale write). */
