@@ -21,10 +21,9 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js';
 import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
-import { runMigrations, type MigrationReport } from './migrate/migrate.js';
+import { migrationStatus, runMigrations, type MigrationReport, type MigrationStatus } from './migrate/migrate.js';
 import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
 import { purgeDeadQuery, replayDeadQuery, type DeadFilter } from './queries/dead.js';
-import { migrationStatus, type MigrationStatus } from './migrate/migrate.js';
 import { queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { connectionOf } from './notify/listener.js';
@@ -118,7 +117,7 @@ export class Spool {
     if (this.metrics) {
       const counted = countingExecutor(this.#pool);
       this.#pool = counted.executor;
-      this.#untrackPool = this.metrics.addPool({ name: 'client', size: options.sql ? (options.sql.options.max ?? POOL_SIZE_DEFAULT) : (options.poolSize ?? POOL_SIZE_DEFAULT), busy: counted.busy });
+      this.#untrackPool = this.metrics.addPool({ name: 'client', size: this.sql.options.max, busy: counted.busy });
     }
     this.channel = channelFor(this.schema);
     const q = quoteSchema(this.schema);
@@ -328,21 +327,21 @@ export class Spool {
     return connectionOf(this.sql);
   }
 
-  /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
   /**
    * Keeps `metrics`' queue gauges (jobs by queue and state, oldest
    * available age, live workers) fresh: one query every 2 s until close().
    * Idempotent; workers and the API call it. Nothing without metrics.
    */
-  startQueueGauges(options: { log?: Logger; metrics?: SpoolMetrics; intervalMs?: number } = {}): void {
+  startQueueGauges(options: { log?: Logger; metrics?: SpoolMetrics } = {}): void {
     const metrics = options.metrics ?? this.metrics;
     if (!metrics || this.#queueGauges.has(metrics)) return;
     this.#queueGauges.set(
       metrics,
-      metrics.startQueueGauges({ executor: this.#pool, quotedSchema: this.quotedSchema, log: options.log ?? createLogger(), intervalMs: options.intervalMs }),
+      metrics.startQueueGauges({ executor: this.#pool, quotedSchema: this.quotedSchema, log: options.log ?? createLogger() }),
     );
   }
 
+  /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
   async close(): Promise<void> {
     for (const stop of this.#queueGauges.values()) stop();
     this.#queueGauges.clear();

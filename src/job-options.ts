@@ -89,11 +89,6 @@ export interface WriteOptions {
 // An odd number of backslashes before u0000 is an escaped NUL in JSON text.
 const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 
-/** The JSON text of one element of `enqueue_batch`'s input; see `jobInput`. */
-export function jobInputJson(jobOrKind: AnyJobDefinition | string, payload: unknown, options: unknown, prefix = ''): string {
-  return jobInput(jobOrKind, payload, options, prefix).text;
-}
-
 /**
  * Validates one job (definition or kind, payload, options) and returns the
  * JSON text of one element of `enqueue_batch`'s input, with its queue and

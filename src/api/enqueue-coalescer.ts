@@ -2,7 +2,7 @@ import type { EnqueueItem, Spool } from '../client.js';
 import { postgresExecutor, type Executor } from '../db/executor.js';
 import { toJob, type Job, type JobRow } from '../job.js';
 import type { SpoolMetrics } from '../observability/metrics.js';
-import { jobInputJson } from '../job-options.js';
+import { jobInput } from '../job-options.js';
 import { enqueueSql, runEnqueue, type EnqueueResult } from '../queries/enqueue.js';
 import { isDatabaseDown } from './problems.js';
 
@@ -56,7 +56,7 @@ export class EnqueueCoalescer {
     return new Promise((resolve, reject) => {
       // Validated here, as the client would: a bad job never joins a batch, and its error names its own fields.
       const { job, payload, ...options } = item;
-      this.#waiting.push({ element: jobInputJson(job, payload, options), resolve, reject });
+      this.#waiting.push({ element: jobInput(job, payload, options).text, resolve, reject });
       this.#schedule();
     });
   }

@@ -30,7 +30,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? (process.env.SPOOL_LOG_FORMAT as LogFormat | undefined) ?? 'auto';
   const usePretty = format === 'pretty' || (format === 'auto' && !options.destination && process.stdout.isTTY === true);
-  const destination = usePretty ? pretty({ colorize: true, destination: options.destination ? undefined : 1 }) : options.destination;
+  const destination = usePretty ? pretty({ colorize: true, destination: options.destination ?? 1 }) : options.destination;
   const settings: pino.LoggerOptions = {
     name: options.name ?? 'spool',
     level: options.level ?? process.env.SPOOL_LOG_LEVEL ?? 'info',

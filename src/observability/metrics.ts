@@ -23,17 +23,12 @@ const JOB_STATES = ['scheduled', 'available', 'running', 'dead', 'cancelled'] as
  * and kinds first) pass through; new ones are admitted until the cap, then
  * fold into `other`, so a stream of made-up kinds cannot blow up the series.
  */
-export class BoundedLabel {
+class BoundedLabel {
   readonly #values = new Set<string>();
   readonly #max: number;
 
   constructor(max: number) {
     this.#max = max;
-  }
-
-  /** Admits known values (up to the cap). */
-  admit(values: Iterable<string>): void {
-    for (const value of values) this.of(value);
   }
 
   of(value: string): string {
@@ -62,7 +57,6 @@ export interface JobSeries {
 
 /** What a worker reports to the process gauges; read at scrape time. */
 export interface WorkerGaugeSource {
-  readonly id: string;
   readonly inFlight: number;
   readonly listening: boolean;
   readonly isLeader: boolean;
@@ -93,8 +87,8 @@ export interface MetricsOptions {
  */
 export class SpoolMetrics {
   readonly registry: client.Registry;
-  readonly queues: BoundedLabel;
-  readonly kinds: BoundedLabel;
+  readonly #queues: BoundedLabel;
+  readonly #kinds: BoundedLabel;
   /** By queue, then kind: two lookups per job and no key string to build. */
   readonly #series = new Map<string, Map<string, JobSeries>>();
   readonly #workers = new Set<WorkerGaugeSource>();
@@ -116,8 +110,8 @@ export class SpoolMetrics {
   constructor(options: MetricsOptions = {}) {
     this.registry = options.registry ?? new client.Registry();
     const max = options.labelValuesMax ?? LABEL_VALUES_MAX_DEFAULT;
-    this.queues = new BoundedLabel(max);
-    this.kinds = new BoundedLabel(max);
+    this.#queues = new BoundedLabel(max);
+    this.#kinds = new BoundedLabel(max);
     const registers = [this.registry];
     const jobCounter = (name: string, help: string) => new HotCounter(`spool_jobs_${name}_total`, help, ['queue', 'kind'], this.registry);
     this.#counters = {
@@ -224,7 +218,7 @@ export class SpoolMetrics {
     if (!byKind) this.#series.set(queue, (byKind = new Map()));
     let series = byKind.get(kind);
     if (!series) {
-      const labels = { queue: this.queues.of(queue), kind: this.kinds.of(kind) };
+      const labels = { queue: this.#queues.of(queue), kind: this.#kinds.of(kind) };
       const c = this.#counters;
       const h = this.#histograms;
       series = {
@@ -246,17 +240,17 @@ export class SpoolMetrics {
     return series;
   }
 
-  enqueued(queue: string, kind: string, count = 1): void {
-    this.#counters.enqueued.inc({ queue: this.queues.of(queue), kind: this.kinds.of(kind) }, count);
+  enqueued(queue: string, kind: string): void {
+    this.#counters.enqueued.inc({ queue: this.#queues.of(queue), kind: this.#kinds.of(kind) });
   }
 
   /** A waiting (scheduled or available) job cancelled by this process's client. */
   cancelled(queue: string, kind: string): void {
-    this.#counters.cancelled.inc({ queue: this.queues.of(queue), kind: this.kinds.of(kind) });
+    this.#counters.cancelled.inc({ queue: this.#queues.of(queue), kind: this.#kinds.of(kind) });
   }
 
   rescued(queue: string, kind: string): void {
-    this.#counters.rescued.inc({ queue: this.queues.of(queue), kind: this.kinds.of(kind) });
+    this.#counters.rescued.inc({ queue: this.#queues.of(queue), kind: this.#kinds.of(kind) });
   }
 
   /** A worker's in-flight count, listener and leadership, until the returned function is called. */
@@ -271,26 +265,23 @@ export class SpoolMetrics {
   }
 
   /** Sets the queue gauges from one gauge query's rows. */
-  setQueueGauges(rows: readonly QueueGaugeRow[], liveWorkers: number): void {
+  #setQueueGauges(rows: readonly QueueGaugeRow[], liveWorkers: number): void {
     const now = new Map<string, number>();
     const oldest = new Map<string, number>();
     for (const row of rows) {
-      const queue = this.queues.of(row.queue);
+      if (row.queue === null) continue; // the live-workers-only row
+      const queue = this.#queues.of(row.queue);
       const key = `${queue}\u0000${row.state}`;
       now.set(key, (now.get(key) ?? 0) + row.jobs); // folded queues add up under `other`
       this.#seenQueues.add(queue);
       if (row.oldest_available_s !== null) oldest.set(queue, Math.max(oldest.get(queue) ?? 0, Number(row.oldest_available_s)));
     }
-    for (const [key, value] of now) {
-      const [queue, state] = key.split('\u0000') as [string, string];
-      this.#queueJobs.set({ queue, state }, value);
-    }
-    for (const key of this.#seenQueueStates) {
-      if (now.has(key)) continue;
-      const [queue, state] = key.split('\u0000') as [string, string];
-      this.#queueJobs.set({ queue, state }, 0);
-    }
+    // Every pair reported before stays: one that emptied reads 0 rather than vanishing.
     for (const key of now.keys()) this.#seenQueueStates.add(key);
+    for (const key of this.#seenQueueStates) {
+      const [queue, state] = key.split('\u0000') as [string, string];
+      this.#queueJobs.set({ queue, state }, now.get(key) ?? 0);
+    }
     for (const queue of this.#seenQueues) this.#oldestAvailable.set({ queue }, oldest.get(queue) ?? 0);
     this.#liveWorkers.set(liveWorkers);
     this.#gaugesRefreshed.set(Date.now() / 1000);
@@ -302,17 +293,16 @@ export class SpoolMetrics {
    * that (a backlog of millions to count), it waits twenty times its
    * duration instead. Returns a function that stops it.
    */
-  startQueueGauges(options: { executor: Executor; quotedSchema: string; log: Logger; intervalMs?: number; liveWorkerMs?: number }): () => void {
+  startQueueGauges(options: { executor: Executor; quotedSchema: string; log: Logger; intervalMs?: number }): () => void {
     const sql = queueGaugesSql(options.quotedSchema);
-    const liveMs = options.liveWorkerMs ?? LIVE_WORKER_MS_DEFAULT;
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     const intervalMs = options.intervalMs ?? GAUGE_REFRESH_MS_DEFAULT;
     const refresh = async () => {
       const started = performance.now();
       try {
-        const rows = await options.executor.query<QueueGaugeRow & { live_workers: number }>(sql, [liveMs]);
-        if (!stopped) this.setQueueGauges(rows.filter((row) => row.queue !== null), rows[0]?.live_workers ?? 0);
+        const rows = await options.executor.query<QueueGaugeRow & { live_workers: number }>(sql, [LIVE_WORKER_MS_DEFAULT]);
+        if (!stopped) this.#setQueueGauges(rows, rows[0]?.live_workers ?? 0);
       } catch (error) {
         options.log.warn({ err: error }, 'could not refresh the queue gauges; keeping the last values');
       }

@@ -8,10 +8,10 @@ import {
   trace,
   type Context,
   type Span,
+  type SpanContext,
 } from '@opentelemetry/api';
-
-/** W3C trace context: version 00, trace id, parent span id, flags. */
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+import { parseTraceParent } from '@opentelemetry/core';
+import type { JobContext } from '../job.js';
 /** The no-op provider the API falls back to when no SDK registered one. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
 
@@ -34,22 +34,10 @@ export function activeTraceparent(): string | undefined {
   return `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
 }
 
-/** The trace id and parent span id of a stored `traceparent`, or undefined when it is missing or malformed. */
-export function parseTraceparent(value: unknown): { traceId: string; spanId: string; sampled: boolean } | undefined {
-  if (typeof value !== 'string') return undefined;
-  const match = TRACEPARENT.exec(value);
-  if (!match || /^0+$/.test(match[1]!) || /^0+$/.test(match[2]!)) return undefined;
-  return { traceId: match[1]!, spanId: match[2]!, sampled: (parseInt(match[3]!, 16) & 1) === 1 };
-}
-
-/** What the consumer span of one attempt describes (the handler's `ctx.job`). */
-export interface JobSpanInput {
-  id: string;
-  kind: string;
-  queue: string;
-  attempt: number;
-  maxAttempts: number;
-  metadata: Record<string, unknown> | null;
+/** The span context of a stored `traceparent` (parsed by the W3C propagator's own parser), or undefined when it is missing or invalid. */
+function storedTraceparent(value: unknown): SpanContext | undefined {
+  const sc = typeof value === 'string' ? parseTraceParent(value) : null;
+  return sc && isSpanContextValid(sc) ? sc : undefined;
 }
 
 /**
@@ -58,11 +46,9 @@ export interface JobSpanInput {
  * OpenTelemetry messaging attributes. Returns the span and the context to
  * run the handler in. Call it only when `tracingEnabled()`.
  */
-export function startJobSpan(job: JobSpanInput, workerId: string): { span: Span; context: Context } {
-  const parent = parseTraceparent(job.metadata?.traceparent);
-  const parentContext = parent
-    ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.sampled ? 1 : 0, isRemote: true })
-    : ROOT_CONTEXT;
+export function startJobSpan(job: JobContext['job'], workerId: string): { span: Span; context: Context } {
+  const parent = storedTraceparent(job.metadata?.traceparent);
+  const parentContext = parent ? trace.setSpanContext(ROOT_CONTEXT, { ...parent, isRemote: true }) : ROOT_CONTEXT;
   const span = trace.getTracer('spool').startSpan(
     `spool.job ${job.kind}`,
     {
@@ -106,6 +92,6 @@ export function traceLogFields(span: Span | undefined, metadata: Record<string, 
     const sc = span.spanContext();
     if (isSpanContextValid(sc)) return { trace_id: sc.traceId, span_id: sc.spanId };
   }
-  const parent = parseTraceparent(metadata?.traceparent);
+  const parent = storedTraceparent(metadata?.traceparent);
   return parent ? { trace_id: parent.traceId } : {};
 }

@@ -9,7 +9,7 @@ export interface EnqueueResult {
 
 /**
  * Enqueue: one statement for any number of jobs. The batch travels as one
- * JSON array (built and validated by jobInputJson, hence p_validated) and
+ * JSON array (built and validated by jobInput, hence p_validated) and
  * `enqueue_batch` (sql/0001) inserts it with a single INSERT … SELECT, so
  * 10,000 jobs cost one round trip.
  * Locks: the new rows only; on a unique-key hit it waits for the holder's

@@ -27,7 +27,8 @@ SELECT s.queue::text, s.state, s.jobs, greatest(s.oldest_available_s, 0) AS olde
 }
 
 export interface QueueGaugeRow {
-  queue: string;
+  /** NULL on the row that only carries the live workers. */
+  queue: string | null;
   state: string;
   jobs: number;
   oldest_available_s: number | null;

@@ -247,7 +247,7 @@ export class Worker {
     if (this.#metrics) {
       const counted = countingExecutor(executor);
       executor = counted.executor;
-      this.#untrackGauges.push(this.#metrics.addPool({ name: 'worker', size: options.poolSize ?? WORKER_POOL_SIZE_DEFAULT, busy: counted.busy }));
+      this.#untrackGauges.push(this.#metrics.addPool({ name: 'worker', size: this.#pool.options.max, busy: counted.busy }));
     }
     this.#executor = executor;
     const leaseMs = options.leaseMs ?? LEASE_MS_DEFAULT;
