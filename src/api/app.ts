@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
-import type { SpoolMetrics } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
 import type { z } from 'zod';
 import type { Spool } from '../client.js';
 import { BATCH_MAX_DEFAULT, BODY_LIMIT_BYTES_DEFAULT } from '../config.js';
-import { toFieldIssues } from '../errors.js';
+import { ValidationError, toFieldIssues } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { EnqueueCoalescer } from './enqueue-coalescer.js';
 import { ApiProblem, problemFor } from './problems.js';
@@ -29,8 +28,6 @@ export interface ApiOptions {
    * the process runs no workers (`spool api`), and the check is skipped.
    */
   listenerConnected?: () => boolean;
-  /** Serve GET /metrics and count requests into these metrics (default: the Spool's, if any). */
-  metrics?: SpoolMetrics;
 }
 
 export type ApiEnv = { Variables: { requestId: string; log: Logger; bodyLimitBytes: number } };
@@ -98,7 +95,8 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
 
-  const metrics = options.metrics ?? options.spool.metrics;
+  // GET /metrics and the request counts: the Spool's metrics, if it has any.
+  const metrics = options.spool.metrics;
   app.use(async (c, next) => {
     const started = performance.now();
     c.set('bodyLimitBytes', bodyLimitBytes);
@@ -124,7 +122,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
     }
   });
   if (metrics) {
-    options.spool.startQueueGauges({ log, metrics });
+    options.spool.startQueueGauges({ log });
     app.get('/metrics', async (c) => c.body(await metrics.text(), 200, { 'Content-Type': metrics.contentType }));
   }
 
@@ -209,8 +207,7 @@ export function queryOf<S extends z.ZodType>(c: Context<ApiEnv>, schema: S): z.o
 function parseWith<S extends z.ZodType>(schema: S, value: unknown, name = (path: string) => path): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const details = toFieldIssues(parsed.error.issues, '').map((d) => ({ ...d, path: name(d.path) }));
-    throw new ApiProblem(400, 'invalid_input', details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; '), details);
+    throw new ValidationError(toFieldIssues(parsed.error.issues, '').map((d) => ({ ...d, path: name(d.path) })));
   }
   return parsed.data;
 }

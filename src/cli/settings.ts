@@ -9,8 +9,7 @@ import { ValidationError } from '../errors.js';
  */
 export function commandConfig(command: Command, flags: Partial<Record<SettingKey, string | boolean | undefined>> = {}): LoadedConfig {
   const { config: file } = command.optsWithGlobals<{ config?: string }>();
-  const given = Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
-  return loadConfigWithSources({ file, flags: given });
+  return loadConfigWithSources({ file, flags });
 }
 
 /** DATABASE_URL, or a config error saying how to give it. */

@@ -86,11 +86,17 @@ export interface MigrationStatus {
   pending: string[];
 }
 
+let shipped: MigrationFile[] | undefined;
+/** The migrations this version ships, read once: they do not change while it runs, and /readyz asks every few seconds. */
+function shippedMigrations(): MigrationFile[] {
+  return (shipped ??= readMigrationFiles());
+}
+
 /** Reads schema_migrations without changing anything (readiness checks, `spool config check`). */
 export async function migrationStatus(
   sql: postgres.Sql,
   schema: string,
-  files: MigrationFile[] = readMigrationFiles(),
+  files: MigrationFile[] = shippedMigrations(),
 ): Promise<MigrationStatus> {
   const q = quoteSchema(schema);
   const [{ present }] = await sql.unsafe<[{ present: boolean }]>(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${q}.schema_migrations`]);

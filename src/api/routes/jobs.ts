@@ -4,6 +4,7 @@ import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { ApiProblem } from '../problems.js';
 import { enqueueBatchBody, enqueueBody, listQuery } from '../schemas.js';
 import { uniqueKeySchema } from '../../job-fields.js';
+import { JobNotFoundError, ValidationError, issuesOf } from '../../errors.js';
 
 /** POST /jobs, POST /jobs/batch, GET /jobs, GET /jobs/:id, DELETE /jobs/:id, POST /jobs/:id/retry. */
 export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
@@ -16,12 +17,8 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
           { path: 'uniqueKey', message: 'differs from the Idempotency-Key header' },
         ]);
       }
-      const checked = uniqueKeySchema.safeParse(idempotencyKey);
-      if (!checked.success) {
-        throw new ApiProblem(400, 'invalid_input', `Idempotency-Key: ${checked.error.issues[0]!.message}`, [
-          { path: 'Idempotency-Key', message: checked.error.issues[0]!.message },
-        ]);
-      }
+      const issues = issuesOf(uniqueKeySchema, idempotencyKey, 'Idempotency-Key');
+      if (issues.length > 0) throw new ValidationError(issues);
       options.uniqueKey = idempotencyKey;
     }
     const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options } as EnqueueItem);
@@ -47,7 +44,7 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
 
   app.get('/jobs/:id', async (c) => {
     const job = await ctx.spool.getJob(c.req.param('id'));
-    if (!job) throw new ApiProblem(404, 'not_found', `job ${c.req.param('id')} does not exist`);
+    if (!job) throw new JobNotFoundError(c.req.param('id'));
     return c.json({ job });
   });
 
