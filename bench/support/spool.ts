@@ -23,7 +23,10 @@ export async function fill(spool: Spool, jobs: number): Promise<void> {
 
 /**
  * Starts one worker at `concurrency` over `bench.noop` jobs already in the
- * table and returns jobs/s from its start until `jobs` of them completed.
+ * table and returns jobs/s from its start until every handler ran and every
+ * outcome is in the table (no job left available or running), the clock the
+ * peers' drains stop too. The worker's shutdown (leadership, listener, pool)
+ * is not timed, as theirs is not; the table is checked for leftovers after it.
  */
 export async function drain(
   spool: Spool,
@@ -32,26 +35,36 @@ export async function drain(
   removeOnComplete = false,
   workerOptions: Record<string, unknown> = {},
 ): Promise<number> {
-  let completed = 0;
-  let done: () => void = () => {};
-  const finished = new Promise<void>((resolve) => (done = resolve));
+  let handled = 0;
+  let allHandled: () => void = () => {};
+  const handlersDone = new Promise<void>((resolve) => (allHandled = resolve));
   const counting = defineJob({
     kind: 'bench.noop',
     schema: z.object({ n: z.number() }),
     handler: () => {
-      if (++completed === jobs) done();
+      if (++handled === jobs) allHandled();
     },
   });
   const started = performance.now();
   const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false, removeOnComplete, ...workerOptions });
-  await finished;
-  // Handlers are done; the outcomes must be in the table too.
-  await worker.stop({ graceMs: 10_000 });
-  const seconds = (performance.now() - started) / 1000;
+  let seconds: number;
+  try {
+    await handlersDone;
+    // The last outcomes land a flush after the last handler (as graphile-worker's last completion batch).
+    for (;;) {
+      const [{ open }] = (await spool.sql`SELECT count(*)::int AS open FROM spool.jobs WHERE state IN ('available', 'running')`) as unknown as [{ open: number }];
+      if (open === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    seconds = (performance.now() - started) / 1000;
+  } finally {
+    await worker.stop({ graceMs: 10_000 });
+  }
   const [{ left }] = (await spool.sql`SELECT count(*)::int AS left FROM spool.jobs WHERE kind = 'bench.noop' AND state <> 'completed'`) as unknown as [
     { left: number },
   ];
   if (left !== 0) throw new Error(`${left} jobs not completed after the drain`);
+  if (handled !== jobs) throw new Error(`${handled} handler runs for ${jobs} jobs`);
   return jobs / seconds;
 }
 
