@@ -3,8 +3,7 @@ import { stillRunning } from './fence.js';
 /**
  * Finish: the buffered outcomes of many attempts, written in one statement.
  * Each row is fenced on (id, state = 'running', worker_id, attempt): a worker
- * that lost its lease matches nothing, and the caller counts the ids that
- * did not come back as stale writes.
+ * that lost its lease matches nothing (a stale write, reported below).
  *
  * Outcomes: completed (its row deleted instead when `remove` is set: a
  * DELETE writes no new row version and no index entry, so it costs a

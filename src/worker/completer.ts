@@ -13,15 +13,18 @@ export const COMPLETION_BATCH_DEFAULT = 2_000;
  */
 interface FinishException {
   id: string | null;
-  attempt: number;
-  state: string | null;
+  attempt: number | null;
+  state: AppliedState | null;
 }
 
+/** A state a written outcome can leave its job in. */
+export type AppliedState = 'completed' | 'scheduled' | 'dead' | 'cancelled' | 'available';
+
 /** The finish statement's exceptions, by job id (an id can come twice: an old attempt and a new). */
-export type AppliedRows = ReadonlyMap<string, readonly FinishException[]>;
+export type FinishExceptions = ReadonlyMap<string, readonly FinishException[]>;
 
 /** The state an outcome's write left its job in, or undefined when it was refused (stale). */
-export function appliedState(exceptions: AppliedRows, outcome: Outcome): string | undefined {
+export function appliedState(exceptions: FinishExceptions, outcome: Outcome): AppliedState | undefined {
   const reported = exceptions.get(outcome.id)?.find((row) => row.attempt === outcome.attempt);
   // Unreported: a completion, written (the statement reports every other outcome).
   if (reported === undefined) return outcome.outcome === 'completed' ? 'completed' : undefined;
@@ -46,7 +49,7 @@ export class Completer {
   readonly #flushMs: number;
   readonly #batch: number;
   readonly #log: Logger;
-  readonly #onWritten: (outcomes: readonly Outcome[], applied: AppliedRows) => void;
+  readonly #onWritten: (outcomes: readonly Outcome[], exceptions: FinishExceptions) => void;
   #buffer: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
   #timerDelay = 0;
@@ -64,9 +67,10 @@ export class Completer {
     log: Logger;
     /**
      * Called with every outcome once the database answered for it, and the
-     * rows the database applied (see `appliedState`).
+     * statement's exceptions, from which `appliedState` tells each outcome's
+     * resulting state.
      */
-    onWritten: (outcomes: readonly Outcome[], applied: AppliedRows) => void;
+    onWritten: (outcomes: readonly Outcome[], exceptions: FinishExceptions) => void;
   }) {
     this.#executor = options.executor;
     this.#sql = finishSql(options.quotedSchema);
@@ -168,7 +172,7 @@ export class Completer {
     for (const outcome of batch) {
       const state = appliedState(exceptions, outcome);
       if (state !== undefined) {
-        this.counters[state as 'completed']++;
+        this.counters[state]++;
         continue;
       }
       this.counters.stale++;

@@ -18,7 +18,7 @@ import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
 import { progressSql } from '../queries/progress.js';
-import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT, appliedState, type AppliedRows } from './completer.js';
+import { Completer, COMPLETION_BATCH_DEFAULT, COMPLETION_FLUSH_MS_DEFAULT, appliedState, type AppliedState, type FinishExceptions } from './completer.js';
 import { execute, type AbortCause, type AttemptSettings, type Execution } from './executor.js';
 import { Heartbeat, HEARTBEAT_MS_DEFAULT, LEASE_MS_DEFAULT } from './heartbeat.js';
 
@@ -490,8 +490,8 @@ export class Worker {
   }
 
   /**
-   * Claims when there is room (free slots plus the prefetch buffer) and no
-   * claim is in flight; otherwise remembers to. Under load it waits for a
+   * Claims when there is room (free slots plus the prefetch buffer) and
+   * fewer than CLAIMS_IN_FLIGHT claims are in flight; otherwise remembers to. Under load it waits for a
    * quarter of the room, so claims come in batches rather than one by one.
    */
   #wake(): void {
@@ -625,16 +625,17 @@ export class Worker {
     }
   }
 
-  #written(outcomes: readonly Outcome[], applied: AppliedRows): void {
+  #written(outcomes: readonly Outcome[], exceptions: FinishExceptions): void {
     for (const outcome of outcomes) {
       if (this.#held.get(outcome.id) !== outcome.attempt) continue;
-      if (this.#metrics) this.#countWritten(outcome as TaggedOutcome, appliedState(applied, outcome));
-      if (!this.#running.has(outcome.id)) this.#held.delete(outcome.id);
+      if (this.#metrics) this.#countWritten(outcome as TaggedOutcome, appliedState(exceptions, outcome));
+      // An outcome is pushed once its attempt left #running, so the lease is no longer needed.
+      this.#held.delete(outcome.id);
     }
   }
 
   /** Counts an outcome by the state the database left the job in (none: a stale write). */
-  #countWritten(outcome: TaggedOutcome, state: string | undefined): void {
+  #countWritten(outcome: TaggedOutcome, state: AppliedState | undefined): void {
     const series = outcome[SERIES];
     if (!series) return;
     const endToEnd = outcome[END_TO_END_S] ?? 0;

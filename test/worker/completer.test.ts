@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { postgresExecutor } from '../../src/db/executor.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { appliedState, Completer, type AppliedRows } from '../../src/worker/completer.js';
+import { appliedState, Completer, type FinishExceptions } from '../../src/worker/completer.js';
 import type { Outcome } from '../../src/queries/finish.js';
 import { byId } from '../../src/worker/heartbeat.js';
 import { useTestDatabase } from '../support/database.js';
@@ -79,6 +79,7 @@ describe('completer', () => {
     expect(await db.spool.getJob(mine)).toBeNull();
     expect(await db.spool.getJob(othersJob)).toMatchObject({ state: 'running', workerId: 'w-other', attempt: 1 });
   });
+
   it('learns every outcome\'s resulting state from a batch that mixes completions, retries, releases and stale writes', async () => {
     const running = async (attempt: number, maxAttempts = 5) => {
       const { id } = await db.spool.enqueue('completer.mixed', {}, { maxAttempts });
@@ -99,7 +100,7 @@ describe('completer', () => {
     const listener = postgres(db.url, { max: 1, onnotice: () => {} });
     const notified: string[] = [];
     await listener.listen('spool_jobs', (payload) => notified.push(payload));
-    let applied: AppliedRows | undefined;
+    let applied: FinishExceptions | undefined;
     const completer = new Completer({
       executor: postgresExecutor(pool),
       quotedSchema: '"spool"',
