@@ -33,7 +33,6 @@ export async function drain(
   jobs: number,
   concurrency: number,
   removeOnComplete = false,
-  workerOptions: Record<string, unknown> = {},
 ): Promise<number> {
   let handled = 0;
   let allHandled: () => void = () => {};
@@ -46,7 +45,7 @@ export async function drain(
     },
   });
   const started = performance.now();
-  const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false, removeOnComplete, ...workerOptions });
+  const worker = await spool.work({ jobs: [counting], concurrency, logger: createLogger({ level: 'warn' }), handleSignals: false, removeOnComplete });
   let seconds: number;
   try {
     await handlersDone;

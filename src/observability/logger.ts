@@ -1,7 +1,7 @@
 import pino from 'pino';
 import pretty from 'pino-pretty';
-import { isSpanContextValid, trace } from '@opentelemetry/api';
-import { tracingEnabled } from './tracing.js';
+import { trace } from '@opentelemetry/api';
+import { traceLogFields, tracingEnabled } from './tracing.js';
 
 export type Logger = pino.Logger;
 
@@ -41,13 +41,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /** trace_id and span_id of the active span, unless the line already names them. */
-function activeTraceFields(_merge: object, _level: number, logger: pino.Logger): Record<string, string> {
+function activeTraceFields(_merge: object, _level: number, logger: pino.Logger): { trace_id?: string; span_id?: string } {
   if (!tracingEnabled()) return {};
   const span = trace.getActiveSpan();
-  if (!span) return {};
-  const sc = span.spanContext();
-  if (!isSpanContextValid(sc)) return {};
   // A job's child logger binds its own span's ids: do not repeat them.
-  if ((logger.bindings() as { trace_id?: string }).trace_id) return {};
-  return { trace_id: sc.traceId, span_id: sc.spanId };
+  if (!span || (logger.bindings() as { trace_id?: string }).trace_id) return {};
+  return traceLogFields(span, null);
 }

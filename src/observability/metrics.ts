@@ -11,9 +11,9 @@ export const LABEL_VALUES_MAX_DEFAULT = 100;
 /** How often the queue gauges are refreshed from the database. */
 export const GAUGE_REFRESH_MS_DEFAULT = 2_000;
 /** The gauge query sleeps at least this many times its own duration between runs. */
-export const GAUGE_COST_FACTOR = 20;
+const GAUGE_COST_FACTOR = 20;
 /** A worker counts as live while its last heartbeat is younger than this. */
-export const LIVE_WORKER_MS_DEFAULT = 30_000;
+const LIVE_WORKER_MS_DEFAULT = 30_000;
 
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 const JOB_STATES = ['scheduled', 'available', 'running', 'dead', 'cancelled'] as const;
