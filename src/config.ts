@@ -6,6 +6,7 @@ import { SCHEMA_DEFAULT } from './db/identifier.js';
 import { POOL_SIZE_DEFAULT } from './db/pool.js';
 import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.js';
 import { LOG_FORMATS } from './observability/logger.js';
+import { NAME_PATTERN } from './job-fields.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -32,7 +33,7 @@ const wholeNumber = (rule: string, min: number, max: number) =>
   );
 const flag = (rule: string) =>
   z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')], { error: rule });
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
+const QUEUES_RULE = 'expected queue names separated by commas, e.g. "default,mail"';
 
 /**
  * Every setting, its environment variable and its default: the one source
@@ -59,12 +60,8 @@ export const SETTINGS = {
   queues: {
     env: 'SPOOL_QUEUES',
     schema: z
-      .union([z.string().transform((s) => s.split(',')), z.array(z.string())], { error: 'expected queue names separated by commas, e.g. "default,mail"' })
-      .pipe(
-        z.array(z.string().regex(NAME, { error: 'expected queue names separated by commas, e.g. "default,mail"' })).min(1, {
-          error: 'expected queue names separated by commas, e.g. "default,mail"',
-        }),
-      ),
+      .union([z.string().transform((s) => s.split(',')), z.array(z.string())], { error: QUEUES_RULE })
+      .pipe(z.array(z.string().regex(NAME_PATTERN, { error: QUEUES_RULE })).min(1, { error: QUEUES_RULE })),
     describe: 'queues to work, comma-separated (default: the tasks\' queues)',
   },
   concurrency: {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 // Names that also appear in metrics labels, NOTIFY payloads and file names:
 // keep them to a safe alphabet. Mirrored by the CHECK constraints in sql/0001.
-const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
+export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 const NAME_RULE = 'letters, digits and _ . : / - (starting with a letter, digit or _)';
 
 /** `maxAttempts` when neither the job definition nor the call sets it. */

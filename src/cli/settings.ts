@@ -23,8 +23,9 @@ export function requireDatabaseUrl(config: SpoolConfig): string {
   return config.databaseUrl;
 }
 
-/** A client on DATABASE_URL for an admin command; closed by `use`'s end. */
-export async function withSpool<T>(config: SpoolConfig, use: (spool: Spool) => Promise<T>): Promise<T> {
+/** A client on DATABASE_URL (from the command's configuration) for an admin command; closed by `use`'s end. */
+export async function withSpool<T>(command: Command, use: (spool: Spool) => Promise<T>): Promise<T> {
+  const { config } = commandConfig(command);
   const spool = createSpool({ connectionString: requireDatabaseUrl(config), schema: config.schema, poolSize: 2 });
   try {
     return await use(spool);

@@ -23,7 +23,7 @@ export interface MigrationReport {
 export async function runMigrations(
   sql: postgres.Sql,
   schema: string,
-  files: MigrationFile[] = readMigrationFiles(),
+  files: MigrationFile[] = shippedMigrations(),
 ): Promise<MigrationReport> {
   const q = quoteSchema(schema);
   const channel = channelFor(schema);
@@ -92,7 +92,7 @@ function shippedMigrations(): MigrationFile[] {
   return (shipped ??= readMigrationFiles());
 }
 
-/** Reads schema_migrations without changing anything (readiness checks, `spool config check`). */
+/** Reads schema_migrations without changing anything (`spool.migrationStatus()`, /readyz). */
 export async function migrationStatus(
   sql: postgres.Sql,
   schema: string,

@@ -5,7 +5,7 @@ import { kindSchema, queueSchema } from '../../job-fields.js';
 import type { Job } from '../../job.js';
 import { durationSchema, listFilterOf, optionalFlag, withListFlags, type ListFlags } from '../flags.js';
 import { table, timestamp, truncate, writeJson, writeText, type Column } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 import { jobDetails } from './job.js';
 
 const DEAD_COLUMNS: Column<Job>[] = [
@@ -30,8 +30,7 @@ export function registerDlq(program: Command): void {
     .option('--json', 'print { jobs: [...], nextCursor } as JSON')
     .action(async (flags: ListFlags & { json?: boolean }, command: Command) => {
       const filter = { ...listFilterOf(flags), state: 'dead' as const };
-      const { config } = commandConfig(command);
-      const page = await withSpool(config, (spool) => spool.listJobs(filter));
+      const page = await withSpool(command, (spool) => spool.listJobs(filter));
       if (flags.json) return writeJson(page);
       writeText(page.jobs.length === 0 ? 'no dead jobs' : table(DEAD_COLUMNS, page.jobs));
       if (page.nextCursor) writeText(`more: add --cursor ${page.nextCursor}`);
@@ -43,8 +42,7 @@ export function registerDlq(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const { config } = commandConfig(command);
-      const job = await withSpool(config, (spool) => spool.getJob(id));
+      const job = await withSpool(command, (spool) => spool.getJob(id));
       if (!job || job.state !== 'dead') {
         const where = job ? `it is ${job.state}; see it with \`spool job show ${id}\`` : 'no job has this id';
         throw new SpoolError('not_found', `job ${id} is not in the dead-letter queue: ${where}`);
@@ -69,8 +67,7 @@ export function registerDlq(program: Command): void {
         throw new ValidationError([{ path: '--all', message: 'give either job ids or --all, not both' }]);
       }
       const filter = { ...deadFilterOf(flags), ...(ids.length > 0 ? { ids } : {}) };
-      const { config } = commandConfig(command);
-      const { ids: replayed } = await withSpool(config, (spool) => spool.replayDead(filter));
+      const { ids: replayed } = await withSpool(command, (spool) => spool.replayDead(filter));
       const skipped = ids.filter((id) => !replayed.includes(id));
       if (flags.json) return writeJson({ replayed, skipped });
       writeText(`replayed ${plural(replayed.length, 'dead job')}${replayed.length > 0 ? `: ${replayed.join(', ')}` : ''}`);
@@ -93,8 +90,7 @@ export function registerDlq(program: Command): void {
       if (!flags.yes) {
         throw new ValidationError([{ path: '--yes', message: 'is required: purge deletes dead jobs for good (`spool dlq list` shows them first)' }]);
       }
-      const { config } = commandConfig(command);
-      const { purged, finishedBefore } = await withSpool(config, async (spool) => {
+      const { purged, finishedBefore } = await withSpool(command, async (spool) => {
         const before = olderThanMs === undefined ? undefined : new Date((await databaseNow(spool)).getTime() - olderThanMs);
         return { purged: await spool.purgeDead({ ...filter, finishedBefore: before }), finishedBefore: before ?? null };
       });

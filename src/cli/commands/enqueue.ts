@@ -3,7 +3,7 @@ import { ValidationError } from '../../errors.js';
 import { jobOptionsSchema } from '../../job-options.js';
 import { optionalFlag } from '../flags.js';
 import { writeJson, writeText } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 
 interface EnqueueFlags {
   queue?: string;
@@ -30,8 +30,7 @@ export function registerEnqueue(program: Command): void {
         runAt: optionalFlag('--run-at', jobOptionsSchema.shape.runAt, flags.runAt),
         priority: optionalFlag('--priority', jobOptionsSchema.shape.priority, flags.priority, { integer: true }),
       };
-      const { config } = commandConfig(command);
-      const result = await withSpool(config, (spool) => spool.enqueue(kind, payload, options));
+      const result = await withSpool(command, (spool) => spool.enqueue(kind, payload, options));
       if (flags.json) writeJson(result);
       else writeText(result.id);
     });

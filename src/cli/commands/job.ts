@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { JobNotFoundError } from '../../errors.js';
 import type { Job, JobError } from '../../job.js';
 import { compactJson, details, timestamp, writeJson, writeText } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 
 /** Every field of a job, one per line, then its failed attempts (oldest first, with stacks). */
 export function jobDetails(job: Job): string {
@@ -46,8 +46,7 @@ export function registerJob(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const { config } = commandConfig(command);
-      const found = await withSpool(config, (spool) => spool.getJob(id));
+      const found = await withSpool(command, (spool) => spool.getJob(id));
       if (!found) throw new JobNotFoundError(id);
       if (options.json) writeJson(found);
       else writeText(jobDetails(found));
@@ -59,8 +58,7 @@ export function registerJob(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job after the change as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const { config } = commandConfig(command);
-      const cancelled = await withSpool(config, (spool) => spool.cancelJob(id));
+      const cancelled = await withSpool(command, (spool) => spool.cancelJob(id));
       if (options.json) writeJson(cancelled);
       else if (cancelled.state === 'cancelled') writeText(`job ${cancelled.id} cancelled`);
       else writeText(`job ${cancelled.id} is ${cancelled.state}: cancellation requested; its worker aborts the handler and records it cancelled`);
@@ -72,8 +70,7 @@ export function registerJob(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job after the change as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const { config } = commandConfig(command);
-      const retried = await withSpool(config, (spool) => spool.retryJob(id));
+      const retried = await withSpool(command, (spool) => spool.retryJob(id));
       if (options.json) writeJson(retried);
       else writeText(`job ${retried.id} is ${retried.state} again: attempt ${retried.attempt + 1} of ${retried.maxAttempts} next`);
     });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { JOB_STATES, type Job } from '../../job.js';
 import { listFilterOf, optionalFlag, withListFlags, type ListFlags } from '../flags.js';
 import { table, timestamp, writeJson, writeText, type Column } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 
 const stateSchema = z.enum(JOB_STATES, { error: `expected one of ${JOB_STATES.join(', ')}` });
 
@@ -25,8 +25,7 @@ export function registerPeek(program: Command): void {
     .option('--json', 'print { jobs: [...], nextCursor } as JSON')
     .action(async (flags: ListFlags & { state?: string; json?: boolean }, command: Command) => {
       const filter = { ...listFilterOf(flags), state: optionalFlag('--state', stateSchema, flags.state) };
-      const { config } = commandConfig(command);
-      const page = await withSpool(config, (spool) => spool.listJobs(filter));
+      const page = await withSpool(command, (spool) => spool.listJobs(filter));
       if (flags.json) return writeJson(page);
       writeText(page.jobs.length === 0 ? 'no jobs match' : table(PEEK_COLUMNS, page.jobs));
       if (page.nextCursor) writeText(`more: add --cursor ${page.nextCursor}`);

@@ -5,7 +5,7 @@ import { queueSchema } from '../../job-fields.js';
 import type { QueueStats } from '../../queries/queues.js';
 import { durationSchema, parseFlag } from '../flags.js';
 import { writeJson, writeText } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 
 /** How long `spool queue drain` waits unless --timeout says otherwise. */
 export const DRAIN_TIMEOUT_DEFAULT = '60s';
@@ -26,8 +26,7 @@ export function registerQueue(program: Command): void {
       .option('--json', 'print { queue, paused } as JSON')
       .action(async (text: string, options: { json?: boolean }, command: Command) => {
         const name = parseFlag('queue', queueSchema, text);
-        const { config } = commandConfig(command);
-        await withSpool(config, (spool) => (paused ? spool.pauseQueue(name) : spool.resumeQueue(name)));
+        await withSpool(command, (spool) => (paused ? spool.pauseQueue(name) : spool.resumeQueue(name)));
         if (options.json) writeJson({ queue: name, paused });
         else writeText(paused ? `queue ${name} paused: workers finish running jobs and claim no more` : `queue ${name} resumed`);
       });
@@ -42,8 +41,7 @@ export function registerQueue(program: Command): void {
     .action(async (text: string, options: { timeout: string; json?: boolean }, command: Command) => {
       const name = parseFlag('queue', queueSchema, text);
       const timeoutMs = parseFlag('--timeout', durationSchema, options.timeout);
-      const { config } = commandConfig(command);
-      const last = await withSpool(config, async (spool) => {
+      const last = await withSpool(command, async (spool) => {
         // A local deadline: it bounds this process's wait, not anything the database decides.
         const deadline = Date.now() + timeoutMs;
         let reported = '';

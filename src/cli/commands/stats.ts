@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { QueueStats } from '../../queries/queues.js';
 import { age, table, writeJson, writeText, type Column } from '../output.js';
-import { commandConfig, withSpool } from '../settings.js';
+import { withSpool } from '../settings.js';
 
 const count = (state: keyof QueueStats['counts']): Column<QueueStats> => ({
   header: state,
@@ -28,8 +28,7 @@ export function registerStats(program: Command): void {
     .description('per queue: jobs by state, how long the oldest available job has waited, and whether it is paused')
     .option('--json', 'print { queues: [...] } as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const { config } = commandConfig(command);
-      const queues = await withSpool(config, (spool) => spool.queueStats());
+      const queues = await withSpool(command, (spool) => spool.queueStats());
       if (options.json) writeJson({ queues });
       else if (queues.length === 0) writeText('no queues yet: nothing has been enqueued or paused');
       else writeText(table(STATS_COLUMNS, queues));
