@@ -24,7 +24,7 @@ import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } 
 import { migrationStatus, runMigrations, type MigrationReport, type MigrationStatus } from './migrate/migrate.js';
 import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
 import { purgeDeadQuery, replayDeadQuery, type DeadFilter } from './queries/dead.js';
-import { queueSchema } from './job-fields.js';
+import { JOB_ID_PATTERN, queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { connectionOf } from './notify/listener.js';
 
@@ -366,7 +366,7 @@ export function createSpool(options: SpoolOptions = {}): Spool {
 
 function jobId(id: unknown): string {
   const text = typeof id === 'number' || typeof id === 'bigint' ? String(id) : id;
-  if (typeof text !== 'string' || !/^[1-9][0-9]{0,18}$/.test(text) || BigInt(text) > 9223372036854775807n) {
+  if (typeof text !== 'string' || !JOB_ID_PATTERN.test(text) || BigInt(text) > 9223372036854775807n) {
     throw new ValidationError([{ path: 'id', message: `expected a positive integer job id, got ${JSON.stringify(String(id))}` }]);
   }
   return text;

@@ -3,6 +3,8 @@ import { z } from 'zod';
 // Names that also appear in metrics labels, NOTIFY payloads and file names:
 // keep them to a safe alphabet. Mirrored by the CHECK constraints in sql/0001.
 export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
+/** A job id as text: a positive bigint's digits (callers that take it from outside also check the bigint range). */
+export const JOB_ID_PATTERN = /^[1-9][0-9]{0,18}$/;
 const NAME_RULE = 'letters, digits and _ . : / - (starting with a letter, digit or _)';
 
 /** `maxAttempts` when neither the job definition nor the call sets it. */

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { JOB_STATES, type Job } from '../job.js';
-import { kindSchema, queueSchema } from '../job-fields.js';
+import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
 import { jobOptionFields, oneWhen, runAtTextSchema } from '../job-options.js';
-import { LIST_LIMIT_MAX } from '../queries/list.js';
+import { LIST_LIMIT_MAX, listFilterSchema } from '../queries/list.js';
 
 /**
  * The API's shapes, in zod: requests are validated with them and the
@@ -40,10 +40,10 @@ export const listQuery = z.strictObject({
   ),
   queue: oneOrList(queueSchema).describe('one or more queues, comma-separated'),
   kind: oneOrList(kindSchema).describe('one or more kinds, comma-separated'),
-  tag: z.string().min(1).max(128).optional().describe('jobs carrying this tag'),
+  tag: listFilterSchema.shape.tag.describe('jobs carrying this tag'),
   limit: wholeText(`expected a whole number from 1 to ${LIST_LIMIT_MAX}`).describe(`page size (50; at most ${LIST_LIMIT_MAX})`),
-  cursor: z.string().optional().describe('nextCursor of the previous page'),
-  order: z.enum(['asc', 'desc'], { error: 'expected "asc" or "desc"' }).optional().describe('by id: desc (newest first, default) or asc'),
+  cursor: listFilterSchema.shape.cursor.describe('nextCursor of the previous page'),
+  order: listFilterSchema.shape.order.describe('by id: desc (newest first, default) or asc'),
 });
 
 /** `GET /dead` query parameters. */
@@ -52,7 +52,7 @@ export const deadListQuery = listQuery.omit({ state: true });
 /** `POST /dead/replay` and `DELETE /dead`: which dead jobs. */
 export const deadSelection = z
   .strictObject({
-    ids: z.array(z.string().regex(/^[1-9][0-9]{0,18}$/, { error: 'expected a job id (digits)' })).min(1).max(10_000).optional(),
+    ids: z.array(z.string().regex(JOB_ID_PATTERN, { error: 'expected a job id (digits)' })).min(1).max(10_000).optional(),
     queue: queueSchema.optional(),
     kind: kindSchema.optional(),
     finishedBefore: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 timestamp with a zone' }).optional(),

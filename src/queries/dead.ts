@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
-import { kindSchema, queueSchema } from '../job-fields.js';
+import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 
 /**
@@ -11,7 +11,7 @@ import type { Database } from '../db/tables.js';
  */
 export const deadFilterSchema = z.strictObject({
   ids: z
-    .array(z.union([z.string().regex(/^[1-9][0-9]{0,18}$/), z.number().int().positive()], { error: 'expected positive integer job ids' }))
+    .array(z.union([z.string().regex(JOB_ID_PATTERN), z.number().int().positive()], { error: 'expected positive integer job ids' }))
     .min(1, { error: 'give at least one id, or leave ids out' })
     .max(10_000, { error: 'at most 10,000 ids at once' })
     .optional(),
