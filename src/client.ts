@@ -14,7 +14,7 @@ import {
   ValidationError,
   toFieldIssues,
 } from './errors.js';
-import { toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
+import { isJobDefinition, toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
 import { jobInput, type JobOptions, type WriteOptions } from './job-options.js';
 import { SpoolMetrics } from './observability/metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -26,6 +26,8 @@ import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueS
 import { purgeDeadQuery, replayDeadQuery, type DeadFilter } from './queries/dead.js';
 import { JOB_ID_PATTERN, queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
+import { listKindsSql, registerKindsSql, type KindRow } from './queries/kinds.js';
+import { clientRegistrant, kindRegistration } from './kinds/registration.js';
 import { connectionOf } from './notify/listener.js';
 
 /** How to reach the database. */
@@ -90,7 +92,9 @@ export class Spool {
   readonly #pool: Executor;
   readonly #untrackPool: (() => void) | undefined;
   readonly #queueGauges = new Map<SpoolMetrics, () => void>();
-  readonly #statements: { enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string };
+  readonly #statements: {
+    enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string; registerKinds: string; listKinds: string;
+  };
 
   constructor(options: SpoolOptions = {}) {
     const parsed = spoolOptionsSchema.safeParse(options);
@@ -129,6 +133,8 @@ export class Spool {
       getJob: getJobSql(q),
       setPaused: setPausedSql(q),
       queueStats: queueStatsSql(q),
+      registerKinds: registerKindsSql(q),
+      listKinds: listKindsSql(q),
     };
   }
 
@@ -153,7 +159,7 @@ export class Spool {
     const { tx, ...jobOptions } = options ?? {};
     const element = jobInput(job, payload, jobOptions);
     const [result] = await runEnqueue(this.#executor(tx), this.#statements.enqueue, [element.text]);
-    if (this.metrics && !result!.duplicate) this.metrics.enqueued(element.queue, element.kind);
+    if (this.metrics && !result!.duplicate) this.metrics.enqueued(result!.queue, element.kind);
     return result!;
   }
 
@@ -180,7 +186,7 @@ export class Spool {
     const results = await runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements.map((e) => e.text));
     if (this.metrics) {
       results.forEach((result, index) => {
-        if (!result.duplicate) this.metrics!.enqueued(elements[index]!.queue, elements[index]!.kind);
+        if (!result.duplicate) this.metrics!.enqueued(result.queue, elements[index]!.kind);
       });
     }
     return results;
@@ -260,6 +266,33 @@ export class Spool {
     const worker = new Worker(this, options);
     await worker.start();
     return worker;
+  }
+
+  /**
+   * Registers job kinds in the database (the `kinds` table) without running
+   * a worker, for producers that have the definitions: jobs enqueued by kind
+   * name alone (HTTP, CLI, SQL) then get their defaults, and the API checks
+   * their payloads against the kinds' schemas. Workers register the kinds
+   * they handle by themselves at start. One statement; the latest
+   * registration of a kind wins.
+   *
+   * @example
+   * await spool.registerKinds([sendEmail, resizeImage]);
+   */
+  async registerKinds(definitions: readonly AnyJobDefinition[], options: { registeredBy?: string; removeOnComplete?: boolean } = {}): Promise<void> {
+    if (!Array.isArray(definitions)) throw new ValidationError([{ path: 'definitions', message: 'expected an array of defineJob(...) values' }]);
+    const rows = definitions.map((definition, index) => {
+      if (!isJobDefinition(definition)) throw new ValidationError([{ path: `definitions.${index}`, message: 'expected a defineJob(...) value' }]);
+      return kindRegistration(definition, options.removeOnComplete);
+    });
+    if (rows.length === 0) return;
+    await this.#pool.query(this.#statements.registerKinds, [JSON.stringify(rows), options.registeredBy ?? clientRegistrant()]);
+  }
+
+  /** Every registered kind: its defaults, payload schema, waiting jobs, live workers, and when a worker last had it. */
+  async listKinds(): Promise<Kind[]> {
+    const rows = await this.#pool.query<KindRow>(this.#statements.listKinds, []);
+    return rows.map(toKind);
   }
 
   /** Workers stop claiming from this queue (running jobs finish). */
@@ -357,6 +390,48 @@ export class Spool {
     const rows = await executor.query<JobRow>(this.#statements.getJob, [id]);
     return rows[0] ? new IllegalTransitionError(id, rows[0].state, action, allowed) : new JobNotFoundError(id);
   }
+}
+
+/** A registered job kind, as `listKinds()`, `GET /kinds` and `spool kinds` show it. */
+export interface Kind {
+  kind: string;
+  /** Defaults for jobs enqueued by this kind's name alone; the caller's own values win. */
+  queue: string;
+  priority: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  /** null: the worker's own setting decides. */
+  removeOnComplete: boolean | null;
+  tags: string[];
+  /** JSON Schema of the payload (from the kind's zod schema); null: any JSON. */
+  payloadSchema: unknown;
+  /** The worker id (or `client:<host>:<pid>`) of the latest registration. */
+  registeredBy: string;
+  registeredAt: Date;
+  /** When a worker last had it: its latest registration, or a live worker's heartbeat. */
+  lastSeenAt: Date;
+  /** Live workers that handle it. */
+  workers: number;
+  /** Its jobs that are scheduled or available. */
+  waiting: number;
+}
+
+function toKind(row: KindRow): Kind {
+  return {
+    kind: row.kind,
+    queue: row.queue,
+    priority: row.priority,
+    maxAttempts: row.max_attempts,
+    timeoutMs: row.timeout_ms,
+    removeOnComplete: row.remove_on_complete,
+    tags: row.tags,
+    payloadSchema: row.payload_schema,
+    registeredBy: row.registered_by,
+    registeredAt: row.registered_at,
+    lastSeenAt: row.last_seen_at,
+    workers: row.workers,
+    waiting: row.waiting,
+  };
 }
 
 /** Creates a Spool client. */

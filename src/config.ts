@@ -7,6 +7,7 @@ import { POOL_SIZE_DEFAULT } from './db/pool.js';
 import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.js';
 import { LOG_FORMATS } from './observability/logger.js';
 import { NAME_PATTERN } from './job-fields.js';
+import { UNKNOWN_KINDS } from './kinds/catalog.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -105,6 +106,12 @@ export const SETTINGS = {
     default: BATCH_MAX_DEFAULT,
     schema: wholeNumber('expected a whole number from 1 to 100000', 1, 100_000),
     describe: 'most jobs in one POST /jobs/batch',
+  },
+  unknownKinds: {
+    env: 'SPOOL_UNKNOWN_KINDS',
+    default: 'reject',
+    schema: z.enum(UNKNOWN_KINDS, { error: `expected ${UNKNOWN_KINDS.join(' or ')}` }),
+    describe: 'HTTP and CLI enqueue of a kind no worker has registered: reject (400 naming the known kinds) or allow (producers deployed before their workers)',
   },
   poolSize: {
     env: 'SPOOL_POOL_SIZE',

@@ -2,7 +2,7 @@
  * Spool: a durable job queue for TypeScript that needs nothing but PostgreSQL.
  * This file is the whole public surface; everything here is documented in docs/.
  */
-export { createSpool, Spool, type SpoolOptions, type EnqueueItem } from './client.js';
+export { createSpool, Spool, type SpoolOptions, type EnqueueItem, type Kind } from './client.js';
 export {
   defineJob,
   isJobDefinition,

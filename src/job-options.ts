@@ -12,9 +12,6 @@ import {
   tagsSchema,
   uniqueKeySchema,
   NUL_RULE,
-  QUEUE_DEFAULT,
-  PRIORITY_DEFAULT,
-  MAX_ATTEMPTS_DEFAULT,
 } from './job-fields.js';
 
 const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
@@ -58,7 +55,8 @@ export const jobOptionsSchema = z
 
 /**
  * Options for one job at enqueue. Defaults come from the job definition,
- * then from the named defaults (`QUEUE_DEFAULT`, `PRIORITY_DEFAULT`, `MAX_ATTEMPTS_DEFAULT`).
+ * then from the kind's registered defaults (the `kinds` table), then from
+ * the named defaults (`QUEUE_DEFAULT`, `PRIORITY_DEFAULT`, `MAX_ATTEMPTS_DEFAULT`).
  */
 export interface JobOptions {
   /** Where it waits (`default`). */
@@ -91,8 +89,8 @@ const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 
 /**
  * Validates one job (definition or kind, payload, options) and returns the
- * JSON text of one element of `enqueue_batch`'s input, with its queue and
- * kind (for the metrics). The active OpenTelemetry context, if any, goes
+ * JSON text of one element of `enqueue_batch`'s input, with its kind (for
+ * the metrics). The active OpenTelemetry context, if any, goes
  * into metadata as W3C `traceparent`, so the worker's span continues the
  * caller's trace. Throws a ValidationError naming every bad field, each
  * under `prefix`.
@@ -102,7 +100,7 @@ export function jobInput(
   payload: unknown,
   options: unknown,
   prefix = '',
-): { text: string; queue: string; kind: string } {
+): { text: string; kind: string } {
   const at = (field: string) => (prefix ? `${prefix}.${field}` : field);
   const issues: FieldIssue[] = [];
   const definition = isJobDefinition(jobOrKind) ? jobOrKind : undefined;
@@ -119,22 +117,22 @@ export function jobInput(
   if (issues.length > 0 || !parsedOptions.success) throw new ValidationError(issues);
 
   const o = parsedOptions.data;
-  // Only what differs from the column defaults travels: smaller JSON, less to parse.
-  const queue = o.queue ?? definition?.queue ?? QUEUE_DEFAULT;
-  const priority = o.priority ?? definition?.priority ?? PRIORITY_DEFAULT;
-  const tags = o.tags ?? definition?.tags ?? [];
-  const element: Record<string, unknown> = {
-    kind,
-    payload: payload === undefined ? {} : payload,
-    max_attempts: o.maxAttempts ?? definition?.maxAttempts ?? MAX_ATTEMPTS_DEFAULT,
-  };
-  if (queue !== QUEUE_DEFAULT) element.queue = queue;
-  if (priority !== PRIORITY_DEFAULT) element.priority = priority;
+  // Only what the caller (or its job definition) says travels; the rest is
+  // filled in by the database from the kind's registered defaults, then the
+  // column defaults (sql/0004), so every enqueue path gets the same ones.
+  const queue = o.queue ?? definition?.queue;
+  const priority = o.priority ?? definition?.priority;
+  const maxAttempts = o.maxAttempts ?? definition?.maxAttempts;
+  const tags = o.tags ?? definition?.tags;
+  const element: Record<string, unknown> = { kind, payload: payload === undefined ? {} : payload };
+  if (queue !== undefined) element.queue = queue;
+  if (priority !== undefined) element.priority = priority;
+  if (maxAttempts !== undefined) element.max_attempts = maxAttempts;
   if (o.runAt !== undefined) element.run_at = o.runAt instanceof Date ? o.runAt.toISOString() : o.runAt;
   if (o.delayMs !== undefined) element.delay_ms = o.delayMs;
   if (o.timeoutMs !== undefined) element.timeout_ms = o.timeoutMs;
   if (o.uniqueKey !== undefined) element.unique_key = o.uniqueKey;
-  if (tags.length > 0) element.tags = tags;
+  if (tags !== undefined) element.tags = tags;
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };
   else if (o.metadata !== undefined) element.metadata = o.metadata;
@@ -149,7 +147,7 @@ export function jobInput(
     const field = JSON_NUL.test(JSON.stringify(element.payload)) ? 'payload' : 'metadata';
     throw new ValidationError([{ path: at(field), message: NUL_RULE }]);
   }
-  return { text, queue, kind: kind as string };
+  return { text, kind: kind as string };
 }
 
 function jsonFailure(value: unknown): boolean {

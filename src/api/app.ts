@@ -14,6 +14,9 @@ import { registerDocsRoutes } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerQueueRoutes } from './routes/queues.js';
+import { registerKindRoutes } from './routes/kinds.js';
+import { KindCatalog, type UnknownKinds } from '../kinds/catalog.js';
+import { postgresExecutor } from '../db/executor.js';
 
 /** What the API needs from the process it runs in. */
 export interface ApiOptions {
@@ -28,6 +31,13 @@ export interface ApiOptions {
    * the process runs no workers (`spool api`), and the check is skipped.
    */
   listenerConnected?: () => boolean;
+  /**
+   * An enqueue of a kind that is not in the registry: refused with 400
+   * naming the known kinds (`reject`, the default), or accepted (`allow`:
+   * for producers deployed before their workers). Either way a payload of a
+   * registered kind is checked against its schema.
+   */
+  unknownKinds?: UnknownKinds;
 }
 
 export type ApiEnv = { Variables: { requestId: string; log: Logger; bodyLimitBytes: number } };
@@ -38,6 +48,8 @@ export interface ApiContext {
   coalescer: EnqueueCoalescer;
   batchMax: number;
   listenerConnected?: () => boolean;
+  kinds: KindCatalog;
+  unknownKinds: UnknownKinds;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -91,6 +103,8 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
     coalescer: new EnqueueCoalescer(options.spool),
     batchMax: options.batchMax ?? BATCH_MAX_DEFAULT,
     listenerConnected: options.listenerConnected,
+    kinds: new KindCatalog(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema),
+    unknownKinds: options.unknownKinds ?? 'reject',
   };
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
@@ -131,6 +145,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerJobRoutes(app, ctx);
   registerQueueRoutes(app, ctx);
   registerDeadRoutes(app, ctx);
+  registerKindRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected } = problemFor(error);

@@ -8,6 +8,7 @@ import {
   enqueueBatchResponse,
   enqueueResponse,
   healthResponse,
+  kindsResponse,
   jobEnvelope,
   jobPageResponse,
   listQuery,
@@ -70,6 +71,13 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
   },
   '/jobs/{id}/retry': {
     post: { summary: 'Run a dead, cancelled or completed job again.', path: ['id'], ok: { '200': jobEnvelope }, errors: ['400', '404', '409', '503'] },
+  },
+  '/kinds': {
+    get: {
+      summary: 'The kind registry: each kind\'s defaults (applied to jobs enqueued by its name), payload JSON Schema, waiting jobs, live workers and when a worker last had it.',
+      ok: { '200': kindsResponse },
+      errors: ['503'],
+    },
   },
   '/queues': {
     get: { summary: 'Per queue: jobs by state, the oldest available job\'s age, paused.', ok: { '200': queuesResponse }, errors: ['503'] },

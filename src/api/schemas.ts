@@ -123,6 +123,25 @@ export const queuesResponse = z.object({
     }),
   ),
 });
+export const kindsResponse = z.object({
+  kinds: z.array(
+    z.object({
+      kind: z.string(),
+      queue: z.string().describe('default queue of jobs enqueued by this kind\'s name'),
+      priority: z.number().int(),
+      maxAttempts: z.number().int(),
+      timeoutMs: z.number().int().nullable(),
+      removeOnComplete: z.boolean().nullable().describe('null: the worker\'s setting decides'),
+      tags: z.array(z.string()),
+      payloadSchema: z.unknown().describe('JSON Schema of the payload; null: any JSON'),
+      registeredBy: z.string().describe('worker id, or client:<host>:<pid>'),
+      registeredAt: timestamp,
+      lastSeenAt: timestamp.describe('its latest registration or a live worker\'s heartbeat'),
+      workers: z.number().int().describe('live workers that handle it'),
+      waiting: z.number().int().describe('its scheduled and available jobs'),
+    }),
+  ),
+});
 export const queueStateResponse = z.object({ queue: z.string(), paused: z.boolean() });
 export const replayResponse = z.object({ replayed: z.number().int(), ids: z.array(z.string()) });
 export const purgeResponse = z.object({ deleted: z.number().int() });

@@ -12,6 +12,7 @@ import { registerDlq } from './commands/dlq.js';
 import { registerQueue } from './commands/queue.js';
 import { registerEnqueue } from './commands/enqueue.js';
 import { registerConfig } from './commands/config.js';
+import { registerKinds } from './commands/kinds.js';
 
 const program = new Command()
   .name('spool')
@@ -29,6 +30,7 @@ registerJob(program);
 registerDlq(program);
 registerQueue(program);
 registerEnqueue(program);
+registerKinds(program);
 registerConfig(program);
 
 try {

@@ -124,14 +124,20 @@ class Attempt implements Execution {
     return (this.#done ??= this.#settled ? Promise.resolve() : new Promise<void>((resolve) => (this.#resolveDone = resolve)));
   }
 
-  /** The job's logger: job_id, kind, queue, attempt, the trace ids, and the worker's worker_id. */
+  /**
+   * The job's logger: job_id, kind, queue, attempt, the trace ids, the
+   * request_id of the HTTP request that enqueued it (metadata.request_id),
+   * and the worker's worker_id.
+   */
   get log(): Logger {
     const row = this.row;
+    const requestId = row.metadata.request_id;
     return (this.#log ??= this.#options.log.child({
       job_id: row.id,
       kind: row.kind,
       queue: row.queue,
       attempt: row.attempt,
+      ...(typeof requestId === 'string' ? { request_id: requestId } : {}),
       // worker_id comes from the worker's logger (a second binding would repeat the key).
       ...traceLogFields(this.#traced?.span, row.metadata),
     }));

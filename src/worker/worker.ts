@@ -386,6 +386,8 @@ export class Worker {
 
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('a worker starts once');
+    // Its kinds' defaults and schemas, for jobs enqueued by name (HTTP, CLI, SQL): one statement.
+    await this.#spool.registerKinds([...this.#definitions.values()], { registeredBy: this.id, removeOnComplete: this.#options.removeOnComplete });
     this.#state = 'running';
     await this.#listener.start().catch((error: Error) => {
       // Not fatal: the poll still finds jobs, and the listener keeps retrying.
@@ -593,7 +595,7 @@ export class Worker {
       if (outcome) this.#tagForMetrics(outcome, row, series, info.ms);
     }
     if (outcome) {
-      this.#count(outcome);
+      this.#count(outcome, row);
       this.#completer.push(outcome);
     } else {
       this.#held.delete(row.id);
@@ -615,10 +617,11 @@ export class Worker {
     tagged[END_TO_END_S] = (row.started_ms! - row.created_at_ms + runMs) / 1000;
   }
 
-  #count(outcome: Outcome): void {
+  #count(outcome: Outcome, row: ClaimedRow): void {
     switch (outcome.outcome) {
       case 'completed': this.#stats.completed++; break;
-      case 'failed': this.#stats.retried++; break;
+      // A failure of the last attempt ends dead, as the finish statement decides (and /metrics counts).
+      case 'failed': if (row.attempt >= row.max_attempts) this.#stats.dead++; else this.#stats.retried++; break;
       case 'dead': this.#stats.dead++; break;
       case 'cancelled': this.#stats.cancelled++; break;
       case 'released': this.#stats.released++; break;

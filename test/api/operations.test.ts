@@ -12,7 +12,7 @@ const quiet = createLogger({ level: 'silent' });
 let call: ApiCall;
 const others: Spool[] = [];
 beforeAll(() => {
-  call = api(createApp({ spool: db.spool, logger: quiet }));
+  call = api(createApp({ spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
 });
 afterAll(async () => {
   for (const spool of others) await spool.close();
@@ -149,7 +149,7 @@ describe('OpenAPI', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.0.3');
     expect(Object.keys(res.body.paths).sort()).toEqual(
-      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz'].sort(),
+      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/kinds', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz'].sort(),
     );
     const post = res.body.paths['/jobs'].post;
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['kind']);
@@ -170,7 +170,7 @@ describe('OpenAPI', () => {
 describe('over a real socket (@hono/node-server)', () => {
   it('413 by Content-Length before reading, 413 for a chunked body past the limit, 201 under it', async () => {
     const { startApiServer } = await import('../../src/api/server.js');
-    const server = await startApiServer(createApp({ spool: db.spool, logger: quiet, bodyLimitBytes: 2048 }), { host: '127.0.0.1', port: 0 });
+    const server = await startApiServer(createApp({ spool: db.spool, logger: quiet, bodyLimitBytes: 2048, unknownKinds: 'allow' }), { host: '127.0.0.1', port: 0 });
     try {
       const url = `http://127.0.0.1:${server.port}/jobs`;
       const headers = { 'content-type': 'application/json' };

@@ -2,6 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineJob } from '../../src/index.js';
 import { buildCli, runBuiltCli } from '../support/cli.js';
 import { useTestDatabase } from '../support/database.js';
 import { waitFor } from '../support/factories.js';
@@ -309,6 +311,7 @@ describe('spool queue', () => {
 
 describe('spool enqueue', () => {
   it('enqueues one job with a JSON payload and prints its id', async () => {
+    await db.spool.registerKinds([defineJob({ kind: 'cli.enqueue', schema: z.record(z.string(), z.unknown()) })]);
     const human = await spool(['enqueue', 'cli.enqueue', '{"to":"a@b.c"}', '--queue', 'enqueue.q', '--priority', '-3', '--run-at', '2030-01-01T09:00:00Z']);
     expect(human.code).toBe(0);
     const id = human.stdout.trim();
@@ -325,7 +328,7 @@ describe('spool enqueue', () => {
     const json = await spool(['enqueue', 'cli.enqueue', '--json']);
     expect(json.code).toBe(0);
     const result = parsed(json);
-    expect(result).toEqual({ id: expect.stringMatching(/^[1-9][0-9]*$/), duplicate: false });
+    expect(result).toEqual({ id: expect.stringMatching(/^[1-9][0-9]*$/), duplicate: false, queue: 'default' });
     expect(await db.spool.getJob(result.id)).toMatchObject({ queue: 'default', payload: {} });
   });
 

@@ -7,7 +7,7 @@ const db = useTestDatabase();
 
 describe('spool api', () => {
   it('serves the API alone (no listener check in /readyz), and exits 0 on SIGTERM', async () => {
-    const run = runCli(['api', '--port', '0', '--host', '127.0.0.1'], { DATABASE_URL: db.url });
+    const run = runCli(['api', '--port', '0', '--host', '127.0.0.1'], { DATABASE_URL: db.url, SPOOL_UNKNOWN_KINDS: 'allow' });
     try {
       const url = await waitFor(() => /spool API on (\S+)/.exec(run.output().stdout)?.[1] ?? (run.child.exitCode !== null && 'exited'), 'spool api to listen', 30_000);
       expect(url).not.toBe('exited');

@@ -208,7 +208,7 @@ describe('unique jobs', () => {
   it('also holds the key while the holder is scheduled', async () => {
     const first = await db.spool.enqueue('unique.sched', {}, { uniqueKey: 's', delayMs: 60_000 });
     const second = await db.spool.enqueue('unique.sched', {}, { uniqueKey: 's' });
-    expect(second).toEqual({ id: first.id, duplicate: true });
+    expect(second).toEqual({ id: first.id, duplicate: true, queue: 'default' });
   });
 });
 

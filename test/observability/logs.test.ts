@@ -90,7 +90,7 @@ describe('logs', () => {
 
   it('API lines carry the request id (taken from X-Request-Id or generated), which the response echoes', async () => {
     const { log, lines } = capturedLogger();
-    const call = api(createApp({ spool: db.spool, logger: log }));
+    const call = api(createApp({ spool: db.spool, logger: log, unknownKinds: 'allow' }));
     const given = await call('POST', '/jobs', { kind: 'logs.api', payload: {} }, { 'X-Request-Id': 'req-abc-123' });
     expect(given.headers.get('x-request-id')).toBe('req-abc-123');
     const generated = await call('GET', '/jobs/999999999');

@@ -5,6 +5,18 @@ import { ApiProblem } from '../problems.js';
 import { enqueueBatchBody, enqueueBody, listQuery } from '../schemas.js';
 import { uniqueKeySchema } from '../../job-fields.js';
 import { JobNotFoundError, ValidationError, issuesOf } from '../../errors.js';
+import type { KindCheck } from '../../kinds/catalog.js';
+
+/** Refuses jobs of unknown kinds (unless allowed) and payloads their kind's registered schema refuses: 400, each field named. */
+async function checkKinds(ctx: ApiContext, jobs: KindCheck[]): Promise<void> {
+  const issues = await ctx.kinds.check(jobs, ctx.unknownKinds);
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+/** The job's metadata with the id of the request that enqueued it, so its attempts' log lines carry it (a caller's own request_id wins). */
+function withRequestId(metadata: Record<string, unknown> | undefined, requestId: string): Record<string, unknown> {
+  return metadata?.request_id === undefined ? { ...metadata, request_id: requestId } : metadata;
+}
 
 /** POST /jobs, POST /jobs/batch, GET /jobs, GET /jobs/:id, DELETE /jobs/:id, POST /jobs/:id/retry. */
 export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
@@ -21,7 +33,9 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
       if (issues.length > 0) throw new ValidationError(issues);
       options.uniqueKey = idempotencyKey;
     }
-    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options } as EnqueueItem);
+    await checkKinds(ctx, [{ kind, payload, at: '' }]);
+    const metadata = withRequestId(options.metadata, c.get('requestId'));
+    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata } as EnqueueItem);
     return c.json({ job, duplicate }, duplicate ? 200 : 201);
   });
 
@@ -32,7 +46,11 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
         { path: 'jobs', message: `at most ${ctx.batchMax} jobs per batch` },
       ]);
     }
-    const items = jobs.map(({ kind, payload, ...options }) => ({ job: kind, payload, ...options }) as EnqueueItem);
+    await checkKinds(ctx, jobs.map(({ kind, payload }, index) => ({ kind, payload, at: `jobs.${index}.` })));
+    const requestId = c.get('requestId');
+    const items = jobs.map(
+      ({ kind, payload, ...options }) => ({ job: kind, payload, ...options, metadata: withRequestId(options.metadata, requestId) }) as EnqueueItem,
+    );
     const results = await ctx.spool.enqueueMany(items);
     return c.json({ ids: results.map((r) => r.id), duplicate: results.map((r) => r.duplicate) }, 201);
   });

@@ -15,7 +15,14 @@ export async function startApi(
   log: Logger,
   listenerConnected?: () => boolean,
 ): Promise<ApiServer> {
-  const app = createApp({ spool, logger: log, batchMax: config.batchMax, bodyLimitBytes: config.bodyLimitBytes, listenerConnected });
+  const app = createApp({
+    spool,
+    logger: log,
+    batchMax: config.batchMax,
+    bodyLimitBytes: config.bodyLimitBytes,
+    unknownKinds: config.unknownKinds,
+    listenerConnected,
+  });
   const server = await startApiServer(app, { host: config.host, port: config.port });
   const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   log.info({ host: config.host, port: server.port }, 'HTTP API listening');

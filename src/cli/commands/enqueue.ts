@@ -3,7 +3,9 @@ import { ValidationError } from '../../errors.js';
 import { jobOptionsSchema } from '../../job-options.js';
 import { optionalFlag } from '../flags.js';
 import { writeJson, writeText } from '../output.js';
-import { withSpool } from '../settings.js';
+import { commandConfig, withSpool } from '../settings.js';
+import { KindCatalog } from '../../kinds/catalog.js';
+import { postgresExecutor } from '../../db/executor.js';
 
 interface EnqueueFlags {
   queue?: string;
@@ -30,7 +32,14 @@ export function registerEnqueue(program: Command): void {
         runAt: optionalFlag('--run-at', jobOptionsSchema.shape.runAt, flags.runAt),
         priority: optionalFlag('--priority', jobOptionsSchema.shape.priority, flags.priority, { integer: true }),
       };
-      const result = await withSpool(command, (spool) => spool.enqueue(kind, payload, options));
+      const { config } = commandConfig(command);
+      const result = await withSpool(command, async (spool) => {
+        // As POST /jobs does: an unknown kind (unless allowed) or a payload its schema refuses is an error naming the field.
+        const catalog = new KindCatalog(postgresExecutor(spool.sql), spool.quotedSchema);
+        const issues = await catalog.check([{ kind, payload, at: '' }], config.unknownKinds);
+        if (issues.length > 0) throw new ValidationError(issues);
+        return spool.enqueue(kind, payload, options);
+      });
       if (flags.json) writeJson(result);
       else writeText(result.id);
     });
