@@ -14,6 +14,11 @@ export type SpoolErrorCode =
   | 'migration_unknown'
   | 'migration_failed'
   | 'config_invalid'
+  | 'task_invalid'
+  | 'database_unavailable'
+  | 'schema_not_migrated'
+  | 'usage'
+  | 'internal'
   | 'timeout';
 
 /** Base class of every error Spool throws on purpose. */

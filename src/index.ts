@@ -52,3 +52,5 @@ export { BACKOFF_DEFAULT, backoffDelay, type Backoff, type BackoffPolicy } from 
 export { createLogger, type Logger, type LoggerOptions, type LogFormat } from './observability/logger.js';
 export { SpoolMetrics, OTHER, LABEL_VALUES_MAX_DEFAULT, GAUGE_REFRESH_MS_DEFAULT, type MetricsOptions } from './observability/metrics.js';
 export { startTracingFromEnv } from './observability/otel-sdk.js';
+export { createApp, type ApiOptions } from './api/app.js';
+export { startApiServer, type ApiServer } from './api/server.js';

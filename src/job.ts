@@ -200,6 +200,9 @@ export function defineJob<S extends z.ZodType, Result = unknown>(
   const schema = definition.schema as unknown;
   if (typeof schema !== 'object' || schema === null || typeof (schema as z.ZodType).safeParse !== 'function') {
     issues.push({ path: 'schema', message: 'expected a zod schema, e.g. z.object({ to: z.string() })' });
+  } else if (!('_zod' in schema)) {
+    // zod 3 schemas parse, but cannot become the registry's JSON Schema, and their types do not match.
+    issues.push({ path: 'schema', message: 'is a zod 3 schema; Spool needs zod 4: npm install zod@^4 (or, on zod 3.25, import { z } from "zod/v4")' });
   }
   if (definition.handler !== undefined && typeof definition.handler !== 'function') {
     issues.push({ path: 'handler', message: 'expected a function (payload, ctx) => result' });

@@ -4,7 +4,7 @@ import { toJob, type Job, type JobRow } from '../job.js';
 import type { SpoolMetrics } from '../observability/metrics.js';
 import { jobInput } from '../job-options.js';
 import { enqueueSql, runEnqueue, type EnqueueResult } from '../queries/enqueue.js';
-import { isDatabaseDown } from './problems.js';
+import { isDatabaseDown } from '../db/errors.js';
 
 /** Most single-job requests written in one statement. */
 export const COALESCE_BATCH_MAX_DEFAULT = 500;

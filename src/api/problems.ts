@@ -8,6 +8,7 @@ import {
   ValidationError,
   type FieldIssue,
 } from '../errors.js';
+import { isDatabaseDown } from '../db/errors.js';
 
 /** The body of every error response: `{ "error": { code, message, details, requestId } }`. */
 export interface Problem {
@@ -29,20 +30,6 @@ export class ApiProblem extends Error {
   }
 }
 
-// postgres.js's own codes for a connection that failed or went away, and
-// PostgreSQL's (class 08 connection exception; shutdown; too many clients).
-const DATABASE_DOWN = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
-  '57P01', '57P02', '57P03', '53300',
-]);
-
-/** True for errors that mean "the database cannot be reached", as opposed to a bad statement. */
-export function isDatabaseDown(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  return DATABASE_DOWN.has(code) || code.startsWith('08');
-}
 
 /**
  * The status and body for an error. Anything not made on purpose is a 500

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type { ApiEnv } from './app.js';
+import { SpoolError } from '../errors.js';
 
 /** A listening HTTP server for the API. */
 export interface ApiServer {
@@ -11,8 +11,9 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Serves `app` on host:port with @hono/node-server. */
-export async function startApiServer(app: Hono<ApiEnv>, options: { host: string; port: number }): Promise<ApiServer> {
+/** Serves `app` (Spool's `createApp`, or your own Hono app that mounts it) on host:port with @hono/node-server. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function startApiServer(app: Hono<any, any, any>, options: { host: string; port: number }): Promise<ApiServer> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: options.host, port: options.port }, (info) => {
       resolve({
@@ -27,7 +28,7 @@ export async function startApiServer(app: Hono<ApiEnv>, options: { host: string;
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         error.code === 'EADDRINUSE'
-          ? new Error(`port ${options.port} on ${options.host} is in use: set SPOOL_PORT to a free port`)
+          ? new SpoolError('config_invalid', `port ${options.port} on ${options.host} is in use: set SPOOL_PORT to a free port`, { cause: error })
           : error,
       ),
     );

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package.js';
 import { MigrationError } from '../errors.js';
 
 /** One numbered file of `sql/`. */
@@ -15,19 +15,11 @@ export interface MigrationFile {
 
 const FILE_PATTERN = /^(\d{4})_[a-z0-9_]+\.sql$/;
 
-/**
- * The `sql/` folder shipped with the package. Found by walking up from this
- * module, which sits at src/migrate (tsx) or dist/src/migrate (compiled).
- */
+/** The `sql/` folder shipped with the package, next to its package.json. */
 export function migrationsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'sql');
-    if (existsSync(join(candidate, '0001_jobs.sql')) && existsSync(join(dir, 'package.json'))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new MigrationError('migration_failed', 'cannot find the sql/ folder of spool-queue next to its package.json');
-    dir = parent;
-  }
+  const dir = join(packageRoot(), 'sql');
+  if (!existsSync(join(dir, '0001_jobs.sql'))) throw new MigrationError('migration_failed', `cannot find the migrations of spool-queue in ${dir}`);
+  return dir;
 }
 
 export function checksumOf(text: string): string {

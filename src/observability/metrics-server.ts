@@ -1,5 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { SpoolMetrics } from './metrics.js';
+import { SpoolError } from '../errors.js';
+
+/** True for the error startMetricsServer gives when its port is taken. */
+export function isPortInUse(error: unknown): boolean {
+  return error instanceof SpoolError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
 
 /**
  * A small HTTP server for processes without the API (`spool work`):
@@ -21,7 +27,11 @@ export async function startMetricsServer(metrics: SpoolMetrics, options: { host:
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'EADDRINUSE' ? new Error(`metrics port ${options.port} on ${options.host} is in use: set SPOOL_METRICS_PORT to a free port`) : error),
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new SpoolError('config_invalid', `metrics port ${options.port} on ${options.host} is in use: set SPOOL_METRICS_PORT to a free port (0 picks one)`, { cause: error })
+          : error,
+      ),
     );
     server.listen(options.port, options.host, () => resolve());
   });

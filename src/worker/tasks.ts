@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -5,9 +6,10 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { defineJob, isJobDefinition, type AnyJobDefinition } from '../job.js';
 
-// `<kind>.js` / `.mjs` / `.cjs`, and `.ts` / `.mts` when Spool itself runs from TypeScript (tsx).
-const TASK_FILE = /^([A-Za-z0-9_][A-Za-z0-9_.:-]*)\.(m?js|cjs|m?ts)$/;
-const runningTypeScript = import.meta.url.endsWith('.ts');
+// `<kind>.js` / `.mjs` / `.cjs`, and `.ts` / `.mts` / `.cts` where Node can import TypeScript (tsx, type stripping).
+const TASK_FILE = /^([A-Za-z0-9_][A-Za-z0-9_.:-]*)\.([cm]?[jt]s)$/;
+const TYPESCRIPT_HOWTO =
+  "this Node.js cannot import TypeScript: run Spool under tsx (NODE_OPTIONS='--import tsx' npx spool …), use Node.js 22.6+ with --experimental-strip-types, or compile the task to .js";
 
 /**
  * Loads a task folder: every `<kind>.js` (dots allowed: `email.send.js`) is
@@ -25,18 +27,54 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
     throw new ValidationError([{ path: 'tasks', message: `cannot read the task folder ${folder}: ${(error as Error).message}` }]);
   }
   const definitions: AnyJobDefinition[] = [];
+  const files = new Map<string, string>();
   for (const name of names.sort()) {
     const match = TASK_FILE.exec(name);
     if (!match || /\.(test|spec|d)\.[cm]?[jt]s$/.test(name)) continue;
-    const [, kind, extension] = match;
-    if (extension!.endsWith('ts') && !runningTypeScript) continue;
-    const module = (await import(pathToFileURL(join(folder, name)).href)) as { default?: unknown };
-    definitions.push(toDefinition(kind!, module.default, name));
+    const kind = match[1]!;
+    const other = files.get(kind);
+    if (other) {
+      throw new ValidationError([{ path: join(folder, name), message: `kind ${kind} is also defined by ${other}: keep one file per kind` }], 'task_invalid');
+    }
+    files.set(kind, name);
+    definitions.push(toDefinition(kind, await importTask(join(folder, name)), name));
   }
   if (definitions.length === 0) {
     throw new ValidationError([{ path: 'tasks', message: `no task files (<kind>.js or .mjs) in ${folder}` }]);
   }
   return definitions;
+}
+
+/**
+ * The task file's default export. A file that cannot be loaded is an error
+ * naming the file, and the line where Node gives one (a top-level throw's
+ * stack does; for a syntax error, `node --check` is asked, on this failure
+ * path only, since ESM syntax errors carry no position).
+ */
+async function importTask(file: string): Promise<unknown> {
+  try {
+    return ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'ERR_UNKNOWN_FILE_EXTENSION') throw new ValidationError([{ path: file, message: TYPESCRIPT_HOWTO }], 'task_invalid');
+    const line = e instanceof SyntaxError ? syntaxErrorLine(file) : stackLine(e, file);
+    throw new ValidationError(
+      [{ path: line ? `${file}:${line}` : file, message: `cannot load the task file: ${e.name ?? 'Error'}: ${e.message}` }],
+      'task_invalid',
+    );
+  }
+}
+
+function stackLine(error: Error, file: string): string | undefined {
+  const href = pathToFileURL(file).href;
+  const frame = (error.stack ?? '').split('\n').find((l) => l.includes(href));
+  return frame ? new RegExp(`${href.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)`).exec(frame)?.[1] : undefined;
+}
+
+function syntaxErrorLine(file: string): string | undefined {
+  if (/\.[cm]?ts$/.test(file)) return undefined;
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  return new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)`, 'm').exec(check.stderr ?? '')?.[1];
 }
 
 function toDefinition(kind: string, exported: unknown, file: string): AnyJobDefinition {

@@ -1,16 +1,15 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineJob } from '../../src/index.js';
-import { buildCli, runBuiltCli } from '../support/cli.js';
+import { runBuiltCli } from '../support/cli.js';
 import { useTestDatabase } from '../support/database.js';
 import { waitFor } from '../support/factories.js';
 
 const db = useTestDatabase();
 
-beforeAll(buildCli, 120_000);
 
 /** Runs the built `spool <args>` on this file's database to its end. */
 async function spool(args: string[], env: Record<string, string | undefined> = {}) {

@@ -94,6 +94,12 @@ describe('defineJob', () => {
   it('refuses a bad definition naming the field', async () => {
     expect((await issues(() => defineJob({ kind: '', schema: z.object({}) })))[0]!.path).toBe('kind');
     expect((await issues(() => defineJob({ kind: 'k', schema: {} as never })))[0]!.path).toBe('schema');
+    // A zod 3 schema parses too, but has no _zod: named, with the fix.
+    const zod3Like = { safeParse: () => ({ success: true }), parse: (v: unknown) => v, _def: { typeName: 'ZodObject' } };
+    expect((await issues(() => defineJob({ kind: 'k', schema: zod3Like as never })))[0]).toEqual({
+      path: 'schema',
+      message: expect.stringMatching(/zod 3 schema; Spool needs zod 4: npm install zod@\^4/),
+    });
     expect((await issues(() => defineJob({ kind: 'k', schema: z.object({}), maxAttempts: 0 })))[0]!.path).toBe('maxAttempts');
     expect((await issues(() => defineJob({ kind: 'k', schema: z.object({}), queue: 'a b' })))[0]!.path).toBe('queue');
     expect((await issues(() => defineJob({ kind: 'k', schema: z.object({}), handler: 5 as never })))[0]!.path).toBe('handler');

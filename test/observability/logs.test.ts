@@ -88,6 +88,28 @@ describe('logs', () => {
     }
   });
 
+  it('a job enqueued over HTTP keeps the request id in its metadata, and its attempt\'s log lines carry it as request_id', async () => {
+    const { log, lines } = capturedLogger();
+    const job = defineJob({
+      kind: 'logs.requested',
+      schema: z.object({}),
+      handler: async (_payload, ctx) => ctx.log.info('handled'),
+    });
+    const worker = await db.spool.work({ jobs: [job], logger: log, handleSignals: false, pollIntervalMs: 50 });
+    try {
+      const call = api(createApp({ spool: db.spool, logger: log }));
+      const posted = await call('POST', '/jobs', { kind: 'logs.requested', payload: {} }, { 'X-Request-Id': 'req-follow-me' });
+      expect(posted.status).toBe(201);
+      expect(posted.body.job.metadata).toMatchObject({ request_id: 'req-follow-me' });
+      const handled = await waitFor(() => lines().find((l) => l.msg === 'handled'), 'the handler\'s line');
+      expect(handled).toMatchObject({ request_id: 'req-follow-me', job_id: posted.body.job.id, kind: 'logs.requested' });
+      const batch = await call('POST', '/jobs/batch', { jobs: [{ kind: 'logs.requested', metadata: { request_id: 'mine' } }] }, { 'X-Request-Id': 'req-batch' });
+      expect((await db.spool.getJob(batch.body.ids[0]))?.metadata).toMatchObject({ request_id: 'mine' });
+    } finally {
+      await worker.stop({ graceMs: 1_000 });
+    }
+  });
+
   it('API lines carry the request id (taken from X-Request-Id or generated), which the response echoes', async () => {
     const { log, lines } = capturedLogger();
     const call = api(createApp({ spool: db.spool, logger: log, unknownKinds: 'allow' }));

@@ -17,7 +17,7 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
   return spawnNode(['--import', 'tsx', 'src/cli/main.ts', ...args], env, options.group);
 }
 
-/** Where `npm run build` puts the CLI: what `npx spool` runs once installed. */
+/** Where `npm run build` puts the CLI: what `npx spool` runs once installed (built once per run by the global setup). */
 export const BUILT_CLI = 'dist/src/cli/main.js';
 
 /**

@@ -3,6 +3,7 @@ import type { TestProject } from 'vitest/node';
 import { runMigrations } from '../../src/migrate/migrate.js';
 import { SCHEMA_DEFAULT } from '../../src/db/identifier.js';
 import { startTestServer } from './server.js';
+import { buildCli } from './cli.js';
 import { databaseUrl, dropDatabase } from './database-admin.js';
 import './context.js';
 
@@ -11,6 +12,8 @@ import './context.js';
  * database; each test file clones it (test/support/database.ts).
  */
 export default async function setup(project: TestProject) {
+  // Once per run, before any file: files that run the built CLI at the same time must not race two compilers on dist/.
+  buildCli();
   const server = await startTestServer();
   const template = `spool_tpl_${process.pid}_${Date.now().toString(36)}`;
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });

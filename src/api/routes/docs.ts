@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Hono } from 'hono';
 import type { ApiEnv } from '../app.js';
 import { openApiDocument } from '../openapi.js';
-import { migrationsDir } from '../../migrate/files.js';
+import { packageVersion } from '../../package.js';
 
 const require = createRequire(import.meta.url);
-// package.json sits beside sql/, from src/ (tsx) and from dist/src/ alike.
-const VERSION: string = JSON.parse(readFileSync(join(dirname(migrationsDir()), 'package.json'), 'utf8')).version;
+const VERSION = packageVersion();
 
 // Swagger UI served from the swagger-ui-dist package, not a CDN: /docs works
-// offline and behind a strict Content-Security-Policy.
+// offline and behind a strict Content-Security-Policy. Links are relative, so
+// the page also works where the API is mounted under a prefix (createApp).
 const ASSETS: Record<string, string> = {
   'swagger-ui.css': 'text/css; charset=utf-8',
   'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
@@ -19,9 +19,9 @@ const ASSETS: Record<string, string> = {
 
 const PAGE = `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Spool API</title><link rel="stylesheet" href="/docs/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="/docs/swagger-ui-bundle.js"></script>
-<script src="/docs/init.js"></script></body>
+<head><meta charset="utf-8"><title>Spool API</title><link rel="stylesheet" href="docs/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="docs/swagger-ui-bundle.js"></script>
+<script src="docs/init.js"></script></body>
 </html>`;
 
 /** GET /openapi.json (OpenAPI 3) and GET /docs (Swagger UI over it). */
@@ -29,7 +29,7 @@ export function registerDocsRoutes(app: Hono<ApiEnv>): void {
   app.get('/openapi.json', (c) => c.json(openApiDocument(VERSION)));
   app.get('/docs', (c) => c.html(PAGE));
   app.get('/docs/init.js', (c) =>
-    c.body("window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui' });\n", 200, { 'Content-Type': 'text/javascript; charset=utf-8' }),
+    c.body("window.ui = SwaggerUIBundle({ url: new URL('../openapi.json', document.currentScript.src).href, dom_id: '#ui' });\n", 200, { 'Content-Type': 'text/javascript; charset=utf-8' }),
   );
   app.get('/docs/:asset', (c) => {
     const asset = c.req.param('asset');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
-import { startMetricsServer } from '../../observability/metrics-server.js';
+import { isPortInUse, startMetricsServer } from '../../observability/metrics-server.js';
 import { processObservability } from '../observability.js';
 import { loadTasks } from '../../worker/tasks.js';
 import { commandConfig, requireDatabaseUrl } from '../settings.js';
@@ -14,7 +14,7 @@ import { nextStopSignal, requireTasks, withWorkerFlags, workerSettings, type Wor
 export function registerWork(program: Command): void {
   withWorkerFlags(program.command('work').description('run workers (and maintenance) for the handlers in a task folder')).action(
     async (flags: WorkerFlags, command: Command) => {
-      const { config } = commandConfig(command, flags);
+      const { config, sources } = commandConfig(command, flags);
       const url = requireDatabaseUrl(config);
       const observability = await processObservability(config);
       const { log, metrics } = observability;
@@ -24,7 +24,16 @@ export function registerWork(program: Command): void {
       try {
         await spool.migrate();
         if (metrics) {
-          const server = await startMetricsServer(metrics, { host: config.host, port: config.metricsPort });
+          let server;
+          try {
+            server = await startMetricsServer(metrics, { host: config.host, port: config.metricsPort });
+          } catch (error) {
+            // The default port is taken by another `spool work` on this host (docs/worker.md recommends
+            // several): serve on a free port rather than refuse. A port set on purpose stays an error.
+            if (sources.metricsPort !== 'default' || !isPortInUse(error)) throw error;
+            server = await startMetricsServer(metrics, { host: config.host, port: 0 });
+            log.warn({ port: server.port, taken: config.metricsPort }, 'the default metrics port is taken (another spool work here?): serving GET /metrics on a free port; set SPOOL_METRICS_PORT to choose one');
+          }
           metricsServer = server;
           log.info({ host: config.host, port: server.port }, 'metrics on GET /metrics');
         }
