@@ -8,12 +8,11 @@
 #   docker run --rm -e DATABASE_URL=… spool migrate      # or api, work, stats, dlq list, …
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY sql ./sql
-RUN npm run build && npm prune --omit=dev
+# npm ci builds dist/ itself (the package's prepare script), so the sources come first.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

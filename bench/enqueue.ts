@@ -46,6 +46,8 @@ const db = await benchDatabase();
 const spool = createSpool({ connectionString: db.url, poolSize: 16 });
 try {
   await spool.migrate();
+  // As after a worker for the kind started: enqueues look its defaults up (sql/0004).
+  await spool.registerKinds([noop]);
   console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
   console.log(`server: ${db.server}; ${JSON.stringify(db.settings)}\n`);
   // Warm every pooled connection (prepared statement, plpgsql plan cache).

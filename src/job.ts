@@ -6,7 +6,7 @@ import type { Backoff } from './worker/backoff.js';
 import type { Spool } from './client.js';
 
 /**
- * Where a job is in its life. Transitions (see docs/adr/0001-state-model.md):
+ * Where a job is in its life. Transitions (see docs/adr/0001-state-model-and-claim-index.md):
  * scheduled → available → running → completed | scheduled (retry) | dead;
  * scheduled | available → cancelled; running → cancelled (on request);
  * dead | cancelled | completed → available (retry).

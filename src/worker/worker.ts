@@ -118,7 +118,7 @@ export interface WorkerOptions {
   maintenance?: boolean;
   /** The promoter sleeps until the next due job, at most this long (1,000). */
   promoteIntervalMaxMs?: number;
-  /** How often the leader looks for expired leases (leaseMs / 6, at least 1,000 unless leaseMs is smaller). */
+  /** How often the leader looks for expired leases (leaseMs / 6, at most 5,000). */
   reapIntervalMs?: number;
   /** Outcomes are written at most this long after the first one is buffered (20), */
   completionFlushMs?: number;
