@@ -279,11 +279,17 @@ export class Spool {
    * @example
    * await spool.registerKinds([sendEmail, resizeImage]);
    */
-  async registerKinds(definitions: readonly AnyJobDefinition[], options: { registeredBy?: string; removeOnComplete?: boolean } = {}): Promise<void> {
+  async registerKinds(
+    definitions: readonly AnyJobDefinition[],
+    options: { registeredBy?: string; removeOnComplete?: boolean; queue?: string } = {},
+  ): Promise<void> {
     if (!Array.isArray(definitions)) throw new ValidationError([{ path: 'definitions', message: 'expected an array of defineJob(...) values' }]);
+    const seen = new Set<string>();
     const rows = definitions.map((definition, index) => {
       if (!isJobDefinition(definition)) throw new ValidationError([{ path: `definitions.${index}`, message: 'expected a defineJob(...) value' }]);
-      return kindRegistration(definition, options.removeOnComplete);
+      if (seen.has(definition.kind)) throw new ValidationError([{ path: `definitions.${index}.kind`, message: `kind ${definition.kind} is given twice: register each kind once` }]);
+      seen.add(definition.kind);
+      return kindRegistration(definition, options);
     });
     if (rows.length === 0) return;
     await this.#pool.query(this.#statements.registerKinds, [JSON.stringify(rows), options.registeredBy ?? clientRegistrant()]);

@@ -147,6 +147,8 @@ export function openApiDocument(version: string): object {
   cached = {
     openapi: '3.0.3',
     info: { title: 'Spool', version, description: 'A durable job queue that needs nothing but PostgreSQL. Every error is { error: { code, message, details, requestId } }.' },
+    // Relative to this document: where the API is mounted under a prefix, "Try it out" calls the prefix.
+    servers: [{ url: '.' }],
     paths,
     components: { schemas: { Problem: schemaOf(problemResponse, 'output') } },
   };

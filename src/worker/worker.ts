@@ -387,7 +387,12 @@ export class Worker {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('a worker starts once');
     // Its kinds' defaults and schemas, for jobs enqueued by name (HTTP, CLI, SQL): one statement.
-    await this.#spool.registerKinds([...this.#definitions.values()], { registeredBy: this.id, removeOnComplete: this.#options.removeOnComplete });
+    // A kind without a queue of its own is registered in this worker's first queue, where it will be claimed.
+    await this.#spool.registerKinds([...this.#definitions.values()], {
+      registeredBy: this.id,
+      removeOnComplete: this.#options.removeOnComplete,
+      queue: this.queues[0],
+    });
     this.#state = 'running';
     await this.#listener.start().catch((error: Error) => {
       // Not fatal: the poll still finds jobs, and the listener keeps retrying.
@@ -572,6 +577,7 @@ export class Worker {
   /** The outcome of a claimed job that never started (cancelled in the buffer, or released at shutdown). */
   #unstarted(row: ClaimedRow, outcome: 'released' | 'cancelled'): Outcome {
     const unstarted: Outcome = { id: row.id, attempt: row.attempt, outcome };
+    this.#count(unstarted, row);
     if (this.#metrics) this.#tagForMetrics(unstarted, row, this.#metrics.series(row.queue, row.kind), 0);
     return unstarted;
   }

@@ -29,7 +29,11 @@ describe('task folders', () => {
     await writeFile(join(empty, 'bad.kind.mjs'), `export default 42;\n`);
     const error = await loadTasks(empty).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
-    expect((error as ValidationError).field).toBe('bad.kind.mjs');
+    expect((error as ValidationError).field).toBe(join(empty, 'bad.kind.mjs'));
+    expect((error as ValidationError).code).toBe('task_invalid');
+    await rm(join(empty, 'bad.kind.mjs'));
+    await writeFile(join(empty, 'bad.option.mjs'), `export default { maxAttempts: 0, handler: async () => 1 };\n`);
+    expect(((await loadTasks(empty).catch((e: unknown) => e)) as ValidationError).field).toBe(`${join(empty, 'bad.option.mjs')}: maxAttempts`);
     await rm(empty, { recursive: true });
   });
 });

@@ -57,6 +57,20 @@ describe('the kind registry', () => {
     expect(kind!.last_seen_at).toBeInstanceOf(Date);
   });
 
+  it('a kind with no queue of its own is registered in the worker\'s first queue, where that worker claims it; one kind twice is refused', async () => {
+    const plain = defineJob({ kind: 'plain.kind', schema: z.object({}), handler: async () => 'done' });
+    const mailWorker = await db.spool.work({ jobs: [plain], queues: ['mail', 'other'], logger: quiet, handleSignals: false, pollIntervalMs: 50 });
+    try {
+      const { id, queue } = await db.spool.enqueue('plain.kind', {});
+      expect(queue).toBe('mail');
+      await waitFor(async () => (await db.spool.getJob(id))?.state === 'completed', 'the job to run in mail');
+    } finally {
+      await mailWorker.stop();
+    }
+    const error = await db.spool.registerKinds([plain, plain]).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'invalid_input', field: 'definitions.1.kind' });
+  });
+
   it('applies the kind\'s defaults to a job enqueued by name from the client, and the caller\'s own values win', async () => {
     const byName = await db.spool.enqueue('invoice.send', PAYLOAD);
     expect(byName.queue).toBe('billing');

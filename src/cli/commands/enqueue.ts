@@ -21,9 +21,9 @@ export function registerEnqueue(program: Command): void {
     .description('enqueue one job and print its id')
     .argument('<kind>', 'which handler runs it, e.g. email.send')
     .argument('[payload]', 'the payload as one JSON argument, e.g. \'{"to":"a@b.c"}\'', '{}')
-    .option('--queue <queue>', 'where it waits (default "default")')
+    .option('--queue <queue>', 'where it waits (default: the kind\'s registered queue, else "default")')
     .option('--run-at <iso>', 'run no earlier than this ISO 8601 time with a zone, e.g. 2030-01-01T09:00:00Z')
-    .option('--priority <n>', 'lower runs first, -32768..32767 (default 0)')
+    .option('--priority <n>', 'lower runs first, -32768..32767 (default: the kind\'s, else 0)')
     .option('--json', 'print { id, duplicate } as JSON')
     .action(async (kind: string, payloadText: string, flags: EnqueueFlags, command: Command) => {
       const payload = parsePayload(payloadText);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Kind } from '../../client.js';
-import { age, table, timestamp, writeJson, writeText, type Column } from '../output.js';
+import { table, timestamp, writeJson, writeText, type Column } from '../output.js';
 import { withSpool } from '../settings.js';
 
 const KIND_COLUMNS: Column<Kind>[] = [
@@ -12,7 +12,8 @@ const KIND_COLUMNS: Column<Kind>[] = [
   { header: 'schema', cell: (k) => (k.payloadSchema === null ? 'any' : 'yes') },
   { header: 'waiting', cell: (k) => String(k.waiting), align: 'right' },
   { header: 'workers', cell: (k) => String(k.workers), align: 'right' },
-  { header: 'last seen', cell: (k) => `${timestamp(k.lastSeenAt)} (${age((Date.now() - new Date(k.lastSeenAt).getTime()) / 1000)} ago)` },
+  // Database time, as stored: an age computed here would mix in this host's clock.
+  { header: 'last seen', cell: (k) => timestamp(k.lastSeenAt) },
 ];
 
 /** `spool kinds`: the kind registry, with each kind's defaults, waiting jobs and workers. */
