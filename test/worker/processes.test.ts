@@ -18,10 +18,11 @@ async function count(sql: string): Promise<number> {
 describe('worker processes', () => {
   it('3 processes × concurrency 20 finish 5,000 jobs, each executed exactly once', async () => {
     const { url } = db;
-    await db.spool.enqueueMany(Array.from({ length: 5_000 }, () => ({ job: 'proc.work', payload: {} })));
     const workers = await Promise.all(
       ['w1', 'w2', 'w3'].map((name) => startWorkerProcess({ DATABASE_URL: url, WORKER_NAME: name, CONCURRENCY: '20' })),
     );
+    // Enqueued once all three are up: jobs waiting before the last one started could all go to the first two.
+    await db.spool.enqueueMany(Array.from({ length: 5_000 }, () => ({ job: 'proc.work', payload: {} })));
     await waitFor(async () => (await count(`SELECT count(*) AS n FROM spool.jobs WHERE state = 'completed'`)) === 5_000, '5,000 completed', 120_000);
     for (const w of workers) w.child.kill('SIGTERM');
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
