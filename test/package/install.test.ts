@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -9,9 +10,19 @@ const db = useTestDatabase();
 let folder: string;
 let clone: string;
 
+/**
+ * The environment of a user's shell: none of the npm_* variables and
+ * node_modules/.bin PATH entries that `npm test` gives this process, which
+ * would let npx find this repository's tools instead of the clone's.
+ */
+const shell: NodeJS.ProcessEnv = {
+  ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('npm_'))),
+  PATH: (process.env.PATH ?? '').split(':').filter((dir) => !dir.includes('node_modules')).join(':'),
+};
+
 /** npm, offline where its cache allows (CI installed the same packages a moment ago). */
 function npm(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const run = spawnSync('npm', [...args, '--prefer-offline', '--no-audit', '--no-fund'], { cwd, encoding: 'utf8', timeout: 240_000 });
+  const run = spawnSync('npm', [...args, '--prefer-offline', '--no-audit', '--no-fund'], { cwd, env: shell, encoding: 'utf8', timeout: 240_000 });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -35,10 +46,12 @@ describe('install paths', () => {
   it('in a clean clone, npm install builds the CLI (prepare): npx spool --help and --version work at once', () => {
     const install = npm(['install'], clone);
     expect(install.status, install.stderr).toBe(0);
-    const help = spawnSync('npx', ['spool', '--help'], { cwd: clone, encoding: 'utf8' });
+    // npx runs the package's own bin through the shell, so the built file must be executable.
+    expect(statSync(join(clone, 'dist/src/cli/main.js')).mode & 0o111).toBe(0o111);
+    const help = spawnSync('npx', ['spool', '--help'], { cwd: clone, env: shell, encoding: 'utf8' });
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toContain('Usage: spool');
-    const version = spawnSync('npx', ['spool', '--version'], { cwd: clone, encoding: 'utf8' });
+    const version = spawnSync('npx', ['spool', '--version'], { cwd: clone, env: shell, encoding: 'utf8' });
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   }, 300_000);
 
@@ -73,7 +86,7 @@ console.log(JSON.stringify({ state: job.state, result: job.result }));
     const run = spawnSync(process.execPath, ['main.js'], { cwd: app, encoding: 'utf8', env: { ...process.env, DATABASE_URL: db.url, SPOOL_LOG_LEVEL: 'warn' }, timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout.trim().split('\n').at(-1)!)).toEqual({ state: 'completed', result: 42 });
-    const cli = spawnSync('npx', ['spool', 'kinds', '--json'], { cwd: app, encoding: 'utf8', env: { ...process.env, DATABASE_URL: db.url } });
+    const cli = spawnSync('npx', ['spool', 'kinds', '--json'], { cwd: app, encoding: 'utf8', env: { ...shell, DATABASE_URL: db.url } });
     expect(cli.status, cli.stderr).toBe(0);
     expect(JSON.parse(cli.stdout).kinds.map((k: { kind: string }) => k.kind)).toContain('app.double');
   }, 300_000);
