@@ -36,7 +36,8 @@ export class KindCatalog {
   readonly #executor: Executor;
   readonly #sql: string;
   readonly #maxAgeMs: number;
-  readonly #ajv = new Ajv2020({ allErrors: true, strict: false });
+  // verbose: errors carry their schema, so a failed pattern can be named by its format (below).
+  readonly #ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
   #validators = new Map<string, { text: string; validate: ValidateFunction | null }>();
   #loadedAt = Number.NEGATIVE_INFINITY;
   #loading: Promise<void> | undefined;
@@ -126,6 +127,11 @@ function toIssue(error: ErrorObject, base: string): FieldIssue {
   }
   if (error.keyword === 'additionalProperties') {
     return { path: [...path, String(error.params.additionalProperty)].join('.'), message: 'unknown key: the kind\'s schema does not allow it' };
+  }
+  const format = (error.parentSchema as { format?: unknown } | undefined)?.format;
+  if ((error.keyword === 'pattern' || error.keyword === 'format') && typeof format === 'string') {
+    // zod writes an email as format plus a long regex: "must be a valid email" says it better than the regex.
+    return { path: path.join('.'), message: `must be a valid ${format}` };
   }
   return { path: path.join('.'), message: error.message ?? 'is invalid' };
 }

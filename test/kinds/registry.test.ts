@@ -162,6 +162,19 @@ describe('enqueue validation against the registry', () => {
     expect((await db.sql`SELECT count(*)::int AS n FROM spool.jobs`)[0]!.n).toBe(before);
   });
 
+  it('names a failed format as the format, not as the pattern zod adds to it', async () => {
+    await db.spool.registerKinds([defineJob({ kind: 'mail.check', schema: z.object({ to: z.email(), code: z.string().regex(/^[A-Z]{3}$/) }) })]);
+    const res = await waitFor(async () => {
+      const answer = await call('POST', '/jobs', { kind: 'mail.check', payload: { to: 'a@b.c', code: 'ab' } });
+      return answer.body.error?.details?.[0]?.path?.startsWith('payload') ? answer : null;
+    }, 'the kind to be seen');
+    expect(res.status).toBe(400);
+    expect(res.body.error.details).toEqual([
+      { path: 'payload.to', message: 'must be a valid email' },
+      { path: 'payload.code', message: 'must match pattern "^[A-Z]{3}$"' },
+    ]);
+  });
+
   it('with unknownKinds: allow, an unknown kind is accepted (registered kinds are still checked)', async () => {
     const open = api(createApp({ spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
     const res = await open('POST', '/jobs', { kind: 'deployed.later', payload: { a: 1 } });
