@@ -23,12 +23,13 @@ import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './q
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
 import { migrationStatus, runMigrations, type MigrationReport, type MigrationStatus } from './migrate/migrate.js';
 import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
-import { purgeDeadQuery, replayDeadQuery, type DeadFilter } from './queries/dead.js';
+import { purgeDeadQuery, replayDeadQuery, replayHistoryDeadSql, type DeadFilter } from './queries/dead.js';
 import { JOB_ID_PATTERN, queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { listKindsSql, registerKindsSql, type KindRow } from './queries/kinds.js';
 import { clientRegistrant, kindRegistration } from './kinds/registration.js';
 import { connectionOf } from './notify/listener.js';
+import { prune, type PruneReport } from './maintenance/pruner.js';
 
 /** How to reach the database. */
 export interface SpoolOptions {
@@ -330,24 +331,44 @@ export class Spool {
    * await spool.replayDead({ queue: 'mail', kind: 'email.send' });
    */
   async replayDead(filter: DeadFilter = {}): Promise<{ ids: string[] }> {
-    const compiled = replayDeadQuery(this.db, this.schema, filter).compile();
-    const channel = `$${compiled.parameters.length + 1}`;
-    const rows = await this.#pool.query<{ id: string }>(
-      `WITH replayed AS (${compiled.sql})
+    // Dead rows still in the hot table from before sql/0005 (updated in place), then those in history (moved back).
+    const legacy = replayDeadQuery(this.db, this.schema, filter).compile();
+    const channel = `$${legacy.parameters.length + 1}`;
+    const inPlace = await this.#pool.query<{ id: string }>(
+      `WITH replayed AS (${legacy.sql})
        SELECT replayed.id::text AS id,
               (SELECT count(*) FROM (SELECT pg_notify(${channel}::text, json_build_object('queues', array_agg(DISTINCT queue), 'scheduled', false)::text)
                                        FROM replayed) wake) AS woke
-         FROM replayed ORDER BY replayed.id`,
-      [...compiled.parameters, this.channel],
+         FROM replayed`,
+      [...legacy.parameters, this.channel],
     );
-    return { ids: rows.map((row) => row.id) };
+    const history = replayHistoryDeadSql(this.db, this.schema, filter, this.channel);
+    const moved = await this.#pool.query<{ id: string }>(history.sql, history.parameters);
+    const ids = [...inPlace, ...moved].map((row) => row.id);
+    return { ids: ids.sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0)) };
   }
 
   /** Deletes dead jobs for good; returns how many. `{}` purges every dead job. */
   async purgeDead(filter: DeadFilter = {}): Promise<number> {
-    const compiled = purgeDeadQuery(this.db, this.schema, filter).compile();
-    const rows = await this.#pool.query<{ n: number }>(`WITH purged AS (${compiled.sql}) SELECT count(*)::int AS n FROM purged`, compiled.parameters);
-    return rows[0]?.n ?? 0;
+    let deleted = 0;
+    for (const table of ['jobs', 'job_history'] as const) {
+      const compiled = purgeDeadQuery(this.db, this.schema, filter, table).compile();
+      const rows = await this.#pool.query<{ n: number }>(`WITH purged AS (${compiled.sql}) SELECT count(*)::int AS n FROM purged`, compiled.parameters);
+      deleted += rows[0]?.n ?? 0;
+    }
+    return deleted;
+  }
+
+  /**
+   * Keeps history in shape now, as the maintenance leader does every
+   * minute: day partitions created ahead, finished rows from before the
+   * upgrade moved out of the hot table, expired day partitions dropped and
+   * the rest of expired history deleted in batches (retention per state and
+   * queue: the `retention` table). `{ dryRun: true }` changes nothing and
+   * reports what would go.
+   */
+  prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
+    return prune(this.#pool, this.quotedSchema, this.schema, { dryRun: options.dryRun === true });
   }
 
   /** Which migrations the schema has and which this version of Spool would still apply. */

@@ -53,4 +53,5 @@ export { createLogger, type Logger, type LoggerOptions, type LogFormat } from '.
 export { SpoolMetrics, OTHER, LABEL_VALUES_MAX_DEFAULT, GAUGE_REFRESH_MS_DEFAULT, type MetricsOptions } from './observability/metrics.js';
 export { startTracingFromEnv } from './observability/otel-sdk.js';
 export { createApp, type ApiOptions } from './api/app.js';
+export { type PruneReport } from './maintenance/pruner.js';
 export { startApiServer, type ApiServer } from './api/server.js';

@@ -12,7 +12,7 @@ export default {
     const { sql, quotedSchema } = ctx.spool;
     const rows = await sql.unsafe(
       `SELECT queue, state::text AS state, count(*)::bigint AS jobs, min(created_at) AS oldest
-         FROM ${quotedSchema}.jobs
+         FROM ${quotedSchema}.all_jobs
         WHERE $1::text[] IS NULL OR queue = ANY($1::text[])
         GROUP BY queue, state
         ORDER BY queue, state`,

@@ -15,6 +15,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerJobRoutes } from './routes/jobs.js';
 import { registerQueueRoutes } from './routes/queues.js';
 import { registerKindRoutes } from './routes/kinds.js';
+import { registerMaintenanceRoutes } from './routes/maintenance.js';
 import { KindCatalog, type UnknownKinds } from '../kinds/catalog.js';
 import { postgresExecutor } from '../db/executor.js';
 
@@ -146,6 +147,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerQueueRoutes(app, ctx);
   registerDeadRoutes(app, ctx);
   registerKindRoutes(app, ctx);
+  registerMaintenanceRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected } = problemFor(error);

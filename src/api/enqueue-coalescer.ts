@@ -46,7 +46,8 @@ export class EnqueueCoalescer {
     this.#executor = postgresExecutor(spool.sql, true);
     this.#unprepared = postgresExecutor(spool.sql, false);
     this.#enqueueSql = enqueueSql(spool.quotedSchema);
-    this.#readSql = `SELECT * FROM ${spool.quotedSchema}.jobs WHERE id = ANY($1::bigint[])`;
+    // all_jobs: a quick job may have finished (and left the hot table) before it is read back.
+    this.#readSql = `SELECT * FROM ${spool.quotedSchema}.all_jobs WHERE id = ANY($1::bigint[])`;
     this.#batchMax = options.batchMax ?? COALESCE_BATCH_MAX_DEFAULT;
     this.#concurrency = options.concurrency ?? COALESCE_CONCURRENCY_DEFAULT;
   }

@@ -9,6 +9,8 @@ import {
   enqueueResponse,
   healthResponse,
   kindsResponse,
+  pruneBody,
+  pruneResponse,
   jobEnvelope,
   jobPageResponse,
   listQuery,
@@ -71,6 +73,14 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
   },
   '/jobs/{id}/retry': {
     post: { summary: 'Run a dead, cancelled or completed job again.', path: ['id'], ok: { '200': jobEnvelope }, errors: ['400', '404', '409', '503'] },
+  },
+  '/maintenance/prune': {
+    post: {
+      summary: 'Keep history in shape now (the leader does it every minute): drop expired day partitions, delete other expired history in batches; dryRun reports only.',
+      body: pruneBody,
+      ok: { '200': pruneResponse },
+      errors: ['400', '415', '503'],
+    },
   },
   '/kinds': {
     get: {

@@ -71,6 +71,11 @@ export const deadPurgeQuery = z.strictObject({
   all: z.enum(['true'], { error: 'expected true' }).transform(() => true as const).optional(),
 });
 
+/** `POST /maintenance/prune`. */
+export const pruneBody = z.strictObject({
+  dryRun: z.boolean({ error: 'expected true or false' }).optional().default(false).describe('change nothing; report what would go'),
+});
+
 // ---- Responses (documented; the handlers build them from the client's types) ----
 
 const timestamp = z.iso.datetime({ offset: true });
@@ -141,6 +146,15 @@ export const kindsResponse = z.object({
       waiting: z.number().int().describe('its scheduled and available jobs'),
     }),
   ),
+});
+export const pruneResponse = z.object({
+  dryRun: z.boolean(),
+  created: z.array(z.string()).describe('day partitions created ahead'),
+  moved: z.number().int().describe('finished rows moved from the hot table into history (from before the upgrade)'),
+  dropped: z.array(z.object({ partition: z.string(), state: z.string(), rows: z.number().int().describe('estimated') })),
+  deferred: z.array(z.string()).describe('due partitions whose lock was busy: dropped at a later run'),
+  deleted: z.number().int().describe('expired rows deleted in batches (dry run: how many are expired)'),
+  retentionSeconds: z.record(z.string(), z.number()).describe('longest retention per state'),
 });
 export const queueStateResponse = z.object({ queue: z.string(), paused: z.boolean() });
 export const replayResponse = z.object({ replayed: z.number().int(), ids: z.array(z.string()) });

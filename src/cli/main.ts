@@ -16,6 +16,7 @@ import { registerQueue } from './commands/queue.js';
 import { registerEnqueue } from './commands/enqueue.js';
 import { registerConfig } from './commands/config.js';
 import { registerKinds } from './commands/kinds.js';
+import { registerPrune } from './commands/prune.js';
 
 const program = new Command()
   .name('spool')
@@ -39,6 +40,7 @@ registerDlq(program);
 registerQueue(program);
 registerEnqueue(program);
 registerKinds(program);
+registerPrune(program);
 registerConfig(program);
 
 try {

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
+import type { JobRow } from '../job.js';
+import { restoreSql } from './history.js';
+import { quoteSchema } from '../db/identifier.js';
 
 /**
  * Which dead jobs a replay or a purge touches. Filters combine with AND; an
@@ -29,7 +32,7 @@ function parseDeadFilter(filter: DeadFilter) {
   return parsed.data;
 }
 
-type DeadJobs = ExpressionBuilder<{ j: Database['jobs'] }, 'j'>;
+type DeadJobs = ExpressionBuilder<{ j: JobRow }, 'j'>;
 
 /** The dead jobs a filter selects, as one condition on `jobs as j` (replay and purge share it). */
 function selectedDead(eb: DeadJobs, filter: DeadFilter) {
@@ -44,10 +47,60 @@ function selectedDead(eb: DeadJobs, filter: DeadFilter) {
 }
 
 /**
- * Replay: dead jobs become available now with one more attempt; their errors
- * stay as history. A job whose unique key is held by an unfinished job is
- * skipped (it would be a duplicate). Locks: the replayed rows. Index:
- * jobs_dead_or_cancelled (or the primary key for ids).
+ * Replay from history: the dead jobs a filter selects move back into the
+ * hot table, available now with one more attempt; their errors stay. A job
+ * whose unique key an unfinished job holds is skipped (it would be a
+ * duplicate). Wakes the queues' workers. Returns the statement and its
+ * parameters; its rows are the replayed jobs' ids. Locks: the moved rows. Scans the dead
+ * partitions (or their id indexes for ids).
+ */
+export function replayHistoryDeadSql(
+  db: Kysely<Database>,
+  schema: string,
+  filter: DeadFilter,
+  channel: string,
+): { sql: string; parameters: readonly unknown[] } {
+  const q = db.withSchema(schema);
+  const picked = q
+    .selectFrom('job_history as j')
+    .select('j.id')
+    .where((eb) => selectedDead(eb, filter))
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('jobs as o')
+            .select(sql`1`.as('one'))
+            .whereRef('o.queue', '=', 'j.queue')
+            .whereRef('o.unique_key', '=', 'j.unique_key'),
+        ),
+      ),
+    )
+    .compile();
+  const quoted = quoteSchema(schema);
+  return {
+    sql: `WITH picked AS (${picked.sql}),
+moved AS (
+  DELETE FROM ${quoted}.job_history h USING picked WHERE h.id = picked.id AND h.state = 'dead' RETURNING h.*
+), restored AS (
+  ${restoreSql(quoted, 'moved', {
+    state: `'available'`, run_at: 'now()', max_attempts: 'greatest(moved.max_attempts, moved.attempt + 1)', finished_at: 'NULL',
+    result: 'NULL', cancel_requested_at: 'NULL', worker_id: 'NULL', lease_expires_at: 'NULL',
+  })}
+), wake AS (
+  SELECT pg_notify($${picked.parameters.length + 1}::text, json_build_object('queues', array_agg(DISTINCT queue), 'scheduled', false)::text)
+    FROM restored
+  HAVING count(*) > 0
+)
+SELECT id::text AS id, (SELECT count(*) FROM wake) AS woke FROM restored`,
+    parameters: [...picked.parameters, channel],
+  };
+}
+
+/**
+ * Replay of dead rows still in the hot table (finished before sql/0005 and
+ * not yet moved to history by the leader): updated in place, as above.
+ * Locks: the replayed rows. Index: jobs_dead_or_cancelled (or the primary
+ * key for ids).
  */
 export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
   return db
@@ -76,11 +129,11 @@ export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: De
     .returning(['j.id', 'j.queue']);
 }
 
-/** Purge: deletes dead jobs for good. Locks: the deleted rows. */
-export function purgeDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter) {
+/** Purge: deletes dead jobs for good, from `table` (history, or the hot table's rows from before sql/0005). Locks: the deleted rows. */
+export function purgeDeadQuery(db: Kysely<Database>, schema: string, filter: DeadFilter, table: 'jobs' | 'job_history' = 'job_history') {
   return db
     .withSchema(schema)
-    .deleteFrom('jobs as j')
-    .where((eb) => selectedDead(eb, filter))
+    .deleteFrom(`${table} as j`)
+    .where((eb) => selectedDead(eb as unknown as DeadJobs, filter))
     .returning('j.id');
 }

@@ -1,19 +1,24 @@
 import { stillRunning } from './fence.js';
+import { archiveSql } from './history.js';
 
 /**
  * Finish: the buffered outcomes of many attempts, written in one statement.
  * Each row is fenced on (id, state = 'running', worker_id, attempt): a worker
- * that lost its lease matches nothing (a stale write, reported below).
+ * that lost its lease matches nothing (a stale write, reported below), and a
+ * job already moved to history cannot be matched at all.
  *
- * Outcomes: completed (its row deleted instead when `remove` is set: a
- * DELETE writes no new row version and no index entry, so it costs a
- * fraction of the UPDATE); failed (→ scheduled with backoff, or dead when the
+ * Outcomes: completed; failed (→ scheduled with backoff, or dead when the
  * attempts are used up); dead (a permanent error); cancelled; released
  * (shutdown: back to available, the attempt not consumed). A failure of a
  * job whose cancel was requested ends cancelled. Each error is appended to
  * `errors` (the oldest dropped past 20 entries).
+ * A job that ends completed, dead or cancelled leaves the hot table: its row
+ * is deleted and, in the same statement, inserted into job_history with its
+ * final state (a completed job with `remove` set gets no history row:
+ * removeOnComplete). A retry or a release updates the row in place.
  * Wakes the promoter when a retry was scheduled and workers when a job was
- * released. Locks: the finished rows. Index: the primary key.
+ * released. Locks: the finished rows. Index: the primary key; writes the
+ * history day partition's heap and id index.
  *
  * Returns only the exceptions, one row per outcome that is not a completion
  * written as asked: the state every other outcome left its job in (a
@@ -23,8 +28,8 @@ import { stillRunning } from './fence.js';
  * $1 outcomes (JSON array), $2 worker id, $3 channel.
  */
 export function finishSql(q: string): string {
-  // The next state, from the outcome and the row as it is now (inlined three times below: a CTE
-  // that joins the row first costs a second primary-key lookup per outcome).
+  // The next state, from the outcome and the row as it is now (inlined, not joined in a CTE
+  // first: that costs a second primary-key lookup per outcome).
   const next = `(CASE
            WHEN x.outcome = 'completed' THEN 'completed'
            WHEN x.outcome = 'released' THEN 'available'
@@ -32,57 +37,63 @@ export function finishSql(q: string): string {
            WHEN x.outcome = 'dead' OR j.attempt >= j.max_attempts THEN 'dead'
            ELSE 'scheduled'
          END)`;
+  const errors = (row: string, error: string, attempt: string) => `CASE
+           WHEN ${error} IS NULL THEN ${row}.errors
+           ELSE (CASE WHEN jsonb_array_length(${row}.errors) >= 20 THEN ${row}.errors - 0 ELSE ${row}.errors END)
+                || jsonb_build_array(jsonb_build_object('attempt', ${attempt}, 'at', now()) || ${error})
+         END`;
+  const fenced = `j.id = x.id
+     AND ${stillRunning('j')}
+     AND j.worker_id = $2
+     AND j.attempt = x.attempt`;
   return `
 WITH input AS (
   SELECT *
     FROM jsonb_to_recordset($1::text::jsonb)
       AS x(id bigint, attempt integer, outcome text, result jsonb, error jsonb, delay_ms bigint, remove boolean)
-), removed AS (
+), finished AS (
   DELETE FROM ${q}.jobs j
    USING input x
-   WHERE x.remove AND x.outcome = 'completed'
-     AND j.id = x.id
-     AND ${stillRunning('j')}
-     AND j.worker_id = $2
-     AND j.attempt = x.attempt
-  RETURNING j.id, x.attempt
+   WHERE ${fenced}
+     AND ${next} IN ('completed', 'dead', 'cancelled')
+  RETURNING j.*, CAST(${next} AS ${q}.job_state) AS next_state, x.outcome AS x_outcome, x.result AS x_result,
+            x.error AS x_error, x.remove AS x_remove
+), archived AS (
+  ${archiveSql(q, 'finished', {
+    state: 'finished.next_state',
+    result: `CASE WHEN finished.x_outcome = 'completed' THEN finished.x_result ELSE finished.result END`,
+    errors: errors('finished', 'finished.x_error', 'finished.attempt'),
+    finished_at: 'now()',
+    worker_id: 'NULL',
+    lease_expires_at: 'NULL',
+  }, `finished.x_remove IS NOT TRUE OR finished.next_state <> 'completed'`)}
 ), done AS (
   UPDATE ${q}.jobs j
      SET state = CAST(${next} AS ${q}.job_state),
          attempt = CASE WHEN x.outcome = 'released' THEN j.attempt - 1 ELSE j.attempt END,
-         result = CASE WHEN x.outcome = 'completed' THEN x.result ELSE j.result END,
-         errors = CASE
-           WHEN x.error IS NULL THEN j.errors
-           ELSE (CASE WHEN jsonb_array_length(j.errors) >= 20 THEN j.errors - 0 ELSE j.errors END)
-                || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now()) || x.error)
-         END,
+         errors = ${errors('j', 'x.error', 'j.attempt')},
          run_at = CASE ${next}
            WHEN 'scheduled' THEN now() + coalesce(x.delay_ms, 0) * interval '1 millisecond'
-           WHEN 'available' THEN now()
-           ELSE j.run_at
+           ELSE now()
          END,
-         finished_at = CASE WHEN ${next} IN ('completed', 'dead', 'cancelled') THEN now() END,
          worker_id = NULL,
          lease_expires_at = NULL
     FROM input x
-   WHERE (x.remove IS NOT TRUE OR x.outcome <> 'completed')
-     AND j.id = x.id
-     AND ${stillRunning('j')}
-     AND j.worker_id = $2
-     AND j.attempt = x.attempt
+   WHERE ${fenced}
+     AND ${next} IN ('scheduled', 'available')
   RETURNING j.id, x.attempt, j.state, j.queue
 ), wake AS (
   SELECT pg_notify($3::text, json_build_object(
            'queues', array_agg(DISTINCT queue) FILTER (WHERE state = 'available'),
            'scheduled', coalesce(bool_or(state = 'scheduled'), false))::text)
     FROM done
-  HAVING bool_or(state IN ('available', 'scheduled'))
+  HAVING count(*) > 0
 )
-SELECT x.id, x.attempt, done.state::text AS state
+SELECT x.id, x.attempt, coalesce(done.state, f.next_state)::text AS state
   FROM input x
   LEFT JOIN done ON done.id = x.id AND done.attempt = x.attempt
- WHERE x.outcome <> 'completed'
-    OR (done.id IS NULL AND NOT EXISTS (SELECT 1 FROM removed WHERE removed.id = x.id AND removed.attempt = x.attempt))
+  LEFT JOIN finished f ON f.id = x.id AND f.attempt = x.attempt
+ WHERE x.outcome <> 'completed' OR (done.id IS NULL AND f.id IS NULL)
 UNION ALL
 -- Reads wake, which sends the NOTIFY (a plain CTE runs only when read); its row, if any, has no id.
 SELECT NULL, NULL, NULL FROM wake`;

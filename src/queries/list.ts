@@ -74,14 +74,14 @@ export function buildListQuery(
   db: Kysely<Database>,
   schema: string,
   filter: ListFilter,
-): { query: SelectQueryBuilder<Database, 'jobs', JobRow>; limit: number; order: 'asc' | 'desc' } {
+): { query: SelectQueryBuilder<Database, 'all_jobs', JobRow>; limit: number; order: 'asc' | 'desc' } {
   const parsed = listFilterSchema.safeParse(filter ?? {});
   if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
   const f = parsed.data;
   const order = f.order ?? 'desc';
   const limit = f.limit ?? LIST_LIMIT_DEFAULT;
 
-  let query = db.withSchema(schema).selectFrom('jobs').selectAll();
+  let query = db.withSchema(schema).selectFrom('all_jobs').selectAll();
   if (f.state !== undefined) query = query.where('state', 'in', asArray(f.state));
   if (f.queue !== undefined) query = query.where('queue', 'in', asArray(f.queue));
   if (f.kind !== undefined) query = query.where('kind', 'in', asArray(f.kind));

@@ -1,3 +1,5 @@
+import { archiveSql } from './history.js';
+
 /**
  * Leader-only statements: promote, reap, forget dead workers, and the leader
  * lease itself. Each works in bounded batches with SKIP LOCKED, so a second
@@ -37,10 +39,17 @@ SELECT (SELECT count(*) FROM promoted)::integer AS promoted,
  * count as a failed attempt with the error "lease expired" and follow the
  * retry rules with the default backoff (min($3, $2 * 2^(attempt - 1)), ±10 %
  * jitter: the same policy as src/worker/backoff.ts); a job whose cancel was
- * requested ends cancelled. Locks: the reaped rows. Index: jobs_lease.
+ * requested ends cancelled. A job that ends dead or cancelled moves to
+ * job_history (deleted here, inserted there, in this statement).
+ * Locks: the reaped rows. Index: jobs_lease.
  * $1 batch size, $2 backoff base ms, $3 backoff max ms, $4 channel.
  */
 export function reapSql(q: string): string {
+  // The job's errors with this attempt's "lease expired" appended; `row` has the job's columns, `lost` the worker's id.
+  const lostError = (row: string, lost: string) => `(CASE WHEN jsonb_array_length(${row}.errors) >= 20 THEN ${row}.errors - 0 ELSE ${row}.errors END)
+                  || jsonb_build_array(jsonb_build_object(
+                       'attempt', ${row}.attempt, 'at', now(),
+                       'message', format('lease expired: worker %s stopped heartbeating', ${lost})))`;
   return `
 WITH expired AS (
   SELECT id FROM ${q}.jobs
@@ -56,27 +65,32 @@ WITH expired AS (
            ELSE 'scheduled'
          END AS ${q}.job_state) AS next_state
     FROM expired JOIN ${q}.jobs j ON j.id = expired.id
-), reaped AS (
+), ended AS (
+  DELETE FROM ${q}.jobs j
+   USING plan p
+   WHERE j.id = p.id AND j.state = 'running' AND p.next_state IN ('dead', 'cancelled')
+  RETURNING j.*, p.next_state, p.lost_worker
+), archived AS (
+  ${archiveSql(q, 'ended', { state: 'ended.next_state', errors: lostError('ended', 'ended.lost_worker'), finished_at: 'now()', worker_id: 'NULL', lease_expires_at: 'NULL' })}
+), retried AS (
   UPDATE ${q}.jobs j
      SET state = p.next_state,
-         run_at = CASE WHEN p.next_state = 'scheduled'
-                       THEN now() + least($3::double precision, $2 * power(2, least(j.attempt - 1, 40)))
-                                    * (0.9 + random() * 0.2) * interval '1 millisecond'
-                       ELSE j.run_at END,
-         errors = (CASE WHEN jsonb_array_length(j.errors) >= 20 THEN j.errors - 0 ELSE j.errors END)
-                  || jsonb_build_array(jsonb_build_object(
-                       'attempt', j.attempt, 'at', now(),
-                       'message', format('lease expired: worker %s stopped heartbeating', p.lost_worker))),
-         finished_at = CASE WHEN p.next_state IN ('dead', 'cancelled') THEN now() END,
+         run_at = now() + least($3::double precision, $2 * power(2, least(j.attempt - 1, 40)))
+                          * (0.9 + random() * 0.2) * interval '1 millisecond',
+         errors = ${lostError('j', 'p.lost_worker')},
          worker_id = NULL,
          lease_expires_at = NULL
     FROM plan p
-   WHERE j.id = p.id AND j.state = 'running'
+   WHERE j.id = p.id AND j.state = 'running' AND p.next_state = 'scheduled'
   RETURNING j.id, j.state, j.queue, j.kind, j.attempt, p.lost_worker
+), reaped AS (
+  SELECT id, next_state AS state, queue, kind, attempt, lost_worker FROM ended
+  UNION ALL
+  SELECT id, state, queue, kind, attempt, lost_worker FROM retried
 ), wake AS (
   SELECT pg_notify($4::text, json_build_object('queues', NULL, 'scheduled', true)::text)
-    FROM reaped
-  HAVING bool_or(state = 'scheduled')
+    FROM retried
+  HAVING count(*) > 0
 )
 SELECT reaped.*, (SELECT count(*) FROM wake) AS woke FROM reaped`;
 }

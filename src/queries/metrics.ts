@@ -2,9 +2,9 @@
  * The metrics gauges, in one statement every few seconds: jobs by queue and
  * state, the age of each queue's oldest available job, and the live
  * workers. Each branch reads one partial index's rows (jobs_claim,
- * jobs_scheduled, jobs_lease, jobs_dead_or_cancelled), so the cost follows
- * the unfinished and dead jobs, never the completed history; that is why
- * completed jobs are a counter, not a gauge.
+ * jobs_scheduled, jobs_lease) or the dead and cancelled history partitions,
+ * so the cost follows the unfinished, dead and cancelled jobs, never the
+ * completed history; that is why completed jobs are a counter, not a gauge.
  * One extra row with a NULL queue carries the live workers when no job
  * matches. $1 how recent a heartbeat keeps a worker live, in ms.
  */
@@ -18,7 +18,7 @@ WITH states AS (
   UNION ALL
   SELECT queue, 'running', count(*)::int, NULL FROM ${q}.jobs WHERE state = 'running' GROUP BY queue
   UNION ALL
-  SELECT queue, state::text, count(*)::int, NULL FROM ${q}.jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
+  SELECT queue, state::text, count(*)::int, NULL FROM ${q}.all_jobs WHERE state IN ('dead', 'cancelled') GROUP BY queue, state
 ), live AS (
   SELECT count(*)::int AS live_workers FROM ${q}.workers WHERE last_heartbeat_at > now() - $1 * interval '1 millisecond'
 )

@@ -10,6 +10,7 @@ import { QUEUE_DEFAULT, queueSchema } from '../job-fields.js';
 import { LeaderElector } from '../maintenance/leader.js';
 import { Promoter } from '../maintenance/promoter.js';
 import { Reaper } from '../maintenance/reaper.js';
+import { Pruner } from '../maintenance/pruner.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
@@ -60,6 +61,7 @@ const workerOptionsSchema = z.strictObject({
   maintenance: z.boolean().optional(),
   promoteIntervalMaxMs: ms('promoteIntervalMaxMs', 10).optional(),
   reapIntervalMs: ms('reapIntervalMs', 10).optional(),
+  pruneIntervalMs: ms('pruneIntervalMs', 10).optional(),
   completionFlushMs: ms('completionFlushMs', 0).optional(),
   completionBatch: z.number().int().min(1).max(10_000).optional(),
   removeOnComplete: z.boolean().optional(),
@@ -120,6 +122,12 @@ export interface WorkerOptions {
   promoteIntervalMaxMs?: number;
   /** How often the leader looks for expired leases (leaseMs / 6, at most 5,000). */
   reapIntervalMs?: number;
+  /**
+   * How often the leader keeps history in shape: partitions ahead, finished
+   * rows from before the upgrade moved out of the hot table, expired history
+   * dropped (60,000; docs/operations.md).
+   */
+  pruneIntervalMs?: number;
   /** Outcomes are written at most this long after the first one is buffered (20), */
   completionFlushMs?: number;
   /** ... or as soon as this many are buffered (2,000). */
@@ -178,7 +186,7 @@ export class Worker {
   readonly #pool: postgres.Sql;
   readonly #executor: Executor;
   readonly #log: Logger;
-  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
+  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'pruneIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
     reapIntervalMs: number;
   };
   readonly #definitions: Map<string, AnyJobDefinition>;
@@ -198,6 +206,7 @@ export class Worker {
   readonly #elector: LeaderElector | undefined;
   readonly #promoter: Promoter | undefined;
   readonly #reaper: Reaper | undefined;
+  readonly #pruner: Pruner | undefined;
   // flushes and staleWrites are the completer's own counters, added in `stats`.
   readonly #stats: Omit<WorkerStats, 'flushes' | 'staleWrites'> = {
     claims: 0, claimed: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, released: 0, abandoned: 0, timedOut: 0, leasesLost: 0,
@@ -340,6 +349,7 @@ export class Worker {
         log: this.#log,
         onReaped: metrics ? (job) => metrics.rescued(job.queue, job.kind) : undefined,
       });
+      this.#pruner = new Pruner({ executor, quotedSchema: q, schema: spool.schema, intervalMs: options.pruneIntervalMs, log: this.#log });
       this.#elector = new LeaderElector({
         executor,
         quotedSchema: q,
@@ -350,9 +360,11 @@ export class Worker {
           if (leader) {
             this.#promoter!.start();
             this.#reaper!.start();
+            this.#pruner!.start();
           } else {
             void this.#promoter!.stop();
             void this.#reaper!.stop();
+            void this.#pruner!.stop();
           }
         },
       });
@@ -380,8 +392,8 @@ export class Worker {
   }
 
   /** The background services, for tests that wait for a run. */
-  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; listener: Listener } {
-    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, listener: this.#listener };
+  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; pruner?: Pruner; listener: Listener } {
+    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, pruner: this.#pruner, listener: this.#listener };
   }
 
   async start(): Promise<void> {
@@ -449,6 +461,7 @@ export class Worker {
     await this.#elector?.resign();
     await this.#promoter?.stop();
     await this.#reaper?.stop();
+    await this.#pruner?.stop();
     await this.#executor.query(this.#statements.unregister, [this.id]).catch(() => {});
     await this.#listener.stop();
     await this.#pool.end({ timeout: 5 });

@@ -16,7 +16,7 @@ describe('POST /jobs', () => {
     expect(res.status).toBe(201);
     expect(res.body.duplicate).toBe(false);
     expect(res.body.job).toMatchObject({ kind: 'email.send', payload: { to: 'a@b.c' }, queue: 'mail', priority: 3, tags: ['x'], state: 'available', attempt: 0 });
-    const [row] = await db.sql`SELECT kind, queue FROM spool.jobs WHERE id = ${res.body.job.id}`;
+    const [row] = await db.sql`SELECT kind, queue FROM spool.all_jobs WHERE id = ${res.body.job.id}`;
     expect(row).toEqual({ kind: 'email.send', queue: 'mail' });
   });
 
@@ -35,7 +35,7 @@ describe('POST /jobs', () => {
     expect(second.body.duplicate).toBe(true);
     expect(second.body.job.id).toBe(first.body.job.id);
     expect(second.body.job.uniqueKey).toBe('order-7');
-    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE unique_key = 'order-7'`) as unknown as [{ n: number }];
+    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE unique_key = 'order-7'`) as unknown as [{ n: number }];
     expect(n).toBe(1);
   });
 
@@ -54,18 +54,18 @@ describe('POST /jobs', () => {
     ]);
     expect(results.map((r) => r.status)).toEqual([201, 400, 201]);
     expect(results[1]!.body.error.details[0].path).toBe('payload');
-    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind = 'mix'`) as unknown as [{ n: number }];
+    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind = 'mix'`) as unknown as [{ n: number }];
     expect(n).toBe(2);
   });
 
   it('400 names every bad field, and nothing is stored', async () => {
-    const before = await db.sql`SELECT count(*)::int AS n FROM spool.jobs`;
+    const before = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`;
     const res = await call('POST', '/jobs', { kind: 'bad kind', priority: 1.5, maxAttempts: 0, colour: 'red' });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_input');
     expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['colour', 'kind', 'maxAttempts', 'priority']);
     expect(res.body.error.requestId).toEqual(expect.any(String));
-    const after = await db.sql`SELECT count(*)::int AS n FROM spool.jobs`;
+    const after = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`;
     expect(after[0]!.n).toBe(before[0]!.n);
   });
 
@@ -91,7 +91,7 @@ describe('POST /jobs', () => {
     const res = await call('POST', '/jobs', { kind: 'k', payload: { blob: 'x'.repeat(10_000) } });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('payload_too_large');
-    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind = 'k' AND payload ? 'blob'`) as unknown as [{ n: number }];
+    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind = 'k' AND payload ? 'blob'`) as unknown as [{ n: number }];
     expect(n).toBe(0);
   });
 });
@@ -102,7 +102,7 @@ describe('POST /jobs/batch', () => {
     expect(res.status).toBe(201);
     expect(res.body.ids).toHaveLength(2);
     expect(res.body.duplicate).toEqual([false, false]);
-    const rows = await db.sql`SELECT payload->>'n' AS n, queue FROM spool.jobs WHERE id = ANY(${res.body.ids}::bigint[]) ORDER BY id`;
+    const rows = await db.sql`SELECT payload->>'n' AS n, queue FROM spool.all_jobs WHERE id = ANY(${res.body.ids}::bigint[]) ORDER BY id`;
     expect(rows.map((r) => ({ ...r }))).toEqual([{ n: '1', queue: 'default' }, { n: '2', queue: 'other' }]);
   });
 

@@ -73,7 +73,7 @@ describe('dead-letter queue', () => {
     expect(byIds).toMatchObject({ status: 200, body: { replayed: 1, ids: [a] } });
     const byFilter = await call('POST', '/dead/replay', { queue: 'replay', kind: 'dlq.replay' });
     expect(byFilter.body).toEqual({ replayed: 1, ids: [b] });
-    const states = await db.sql`SELECT id::text, state, max_attempts FROM spool.jobs WHERE id IN (${a}, ${b}, ${c}) ORDER BY id`;
+    const states = await db.sql`SELECT id::text, state, max_attempts FROM spool.all_jobs WHERE id IN (${a}, ${b}, ${c}) ORDER BY id`;
     expect(states.map((r) => [r.id, r.state])).toEqual([[a, 'available'], [b, 'available'], [c, 'dead']]);
     expect(states[0]!.max_attempts).toBe(2);
   });
@@ -92,7 +92,7 @@ describe('dead-letter queue', () => {
     expect((await call('DELETE', '/dead')).status).toBe(400);
     const res = await call('DELETE', '/dead?queue=purge&kind=dlq.purge');
     expect(res).toMatchObject({ status: 200, body: { deleted: 2 } });
-    const left = await db.sql`SELECT id::text FROM spool.jobs WHERE queue = 'purge'`;
+    const left = await db.sql`SELECT id::text FROM spool.all_jobs WHERE queue = 'purge'`;
     expect(left.map((r) => r.id)).toEqual([keep]);
     const future = await call('DELETE', `/dead?queue=purge&finishedBefore=${encodeURIComponent('2000-01-01T00:00:00Z')}`);
     expect(future.body).toEqual({ deleted: 0 });
@@ -149,7 +149,7 @@ describe('OpenAPI', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.0.3');
     expect(Object.keys(res.body.paths).sort()).toEqual(
-      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/kinds', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz'].sort(),
+      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/kinds', '/maintenance/prune', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz'].sort(),
     );
     const post = res.body.paths['/jobs'].post;
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['kind']);
@@ -189,7 +189,7 @@ describe('over a real socket (@hono/node-server)', () => {
       expect(chunked.status).toBe(413);
       const small = await fetch(url, { method: 'POST', headers, body: chunks(JSON.stringify({ kind: 'socket.small' })), duplex: 'half' } as RequestInit);
       expect(small.status).toBe(201);
-      const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind LIKE 'socket.%'`) as unknown as [{ n: number }];
+      const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind LIKE 'socket.%'`) as unknown as [{ n: number }];
       expect(n).toBe(1);
     } finally {
       await server.close();

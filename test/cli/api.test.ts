@@ -16,7 +16,7 @@ describe('spool api', () => {
       expect(Object.keys(((await ready.json()) as { checks: object }).checks).sort()).toEqual(['database', 'migrations']);
       const posted = await fetch(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"kind":"api.role"}' });
       expect(posted.status).toBe(201);
-      const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind = 'api.role'`) as unknown as [{ n: number }];
+      const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind = 'api.role'`) as unknown as [{ n: number }];
       expect(n).toBe(1);
     } finally {
       run.child.kill('SIGTERM');

@@ -9,7 +9,7 @@ import { sendEmail } from '../support/factories.js';
 const db = useTestDatabase();
 
 async function countJobs(where = 'true'): Promise<number> {
-  const [row] = await db.sql.unsafe(`SELECT count(*)::int AS n FROM spool.jobs WHERE ${where}`);
+  const [row] = await db.sql.unsafe(`SELECT count(*)::int AS n FROM spool.all_jobs WHERE ${where}`);
   return row!.n as number;
 }
 
@@ -58,7 +58,7 @@ describe('enqueue', () => {
   it('computes delayMs from the database clock', async () => {
     const { id } = await db.spool.enqueue('delayed', {}, { delayMs: 90_000 });
     const [row] = await db.sql`
-      SELECT state, extract(epoch FROM run_at - created_at) * 1000 AS delay FROM spool.jobs WHERE id = ${id}`;
+      SELECT state, extract(epoch FROM run_at - created_at) * 1000 AS delay FROM spool.all_jobs WHERE id = ${id}`;
     expect(row!.state).toBe('scheduled');
     // created_at and run_at come from the same transaction's now().
     expect(Number(row!.delay)).toBe(90_000);
@@ -149,7 +149,7 @@ describe('enqueueMany', () => {
       expect(results).toHaveLength(10_000);
       expect(results.every((r) => !r.duplicate)).toBe(true);
       const rows = await db.sql`
-        SELECT id::text, payload->>'to' AS recipient FROM spool.jobs
+        SELECT id::text, payload->>'to' AS recipient FROM spool.all_jobs
          WHERE id = ANY(${results.map((r) => r.id)}::bigint[])`;
       expect(rows).toHaveLength(10_000);
       const byId = new Map(rows.map((r) => [r.id as string, r.recipient as string]));

@@ -78,7 +78,7 @@ describe('retryJob', () => {
       await markFinished(id, state);
       const job = await db.spool.retryJob(id);
       expect(job).toMatchObject({ state: 'available', attempt: 2, maxAttempts: 3, finishedAt: null, workerId: null });
-      const [row] = await db.sql`SELECT run_at <= now() AS due FROM spool.jobs WHERE id = ${id}`;
+      const [row] = await db.sql`SELECT run_at <= now() AS due FROM spool.all_jobs WHERE id = ${id}`;
       expect(row!.due).toBe(true);
     }
   });

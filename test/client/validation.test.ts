@@ -20,7 +20,7 @@ async function issues(action: () => Promise<unknown> | unknown) {
 }
 
 async function jobCount(): Promise<number> {
-  const [row] = await db.sql`SELECT count(*)::int AS n FROM spool.jobs`;
+  const [row] = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`;
   return row!.n as number;
 }
 

@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 const row = async (id: string) => {
-  const [job] = await db.sql`SELECT queue::text, priority, max_attempts, timeout_ms, tags FROM spool.jobs WHERE id = ${id}`;
+  const [job] = await db.sql`SELECT queue::text, priority, max_attempts, timeout_ms, tags FROM spool.all_jobs WHERE id = ${id}`;
   return job;
 };
 const DEFAULTS = { queue: 'billing', priority: 7, max_attempts: 3, timeout_ms: 4_000, tags: ['money'] };
@@ -143,11 +143,11 @@ describe('enqueue validation against the registry', () => {
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_input');
     expect(res.body.error.details).toEqual([{ path: 'kind', message: expect.stringMatching(/unknown kind "invoice.sned".*known kinds: invoice\.send.*SPOOL_UNKNOWN_KINDS=allow/) }]);
-    expect((await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE kind = 'invoice.sned'`)[0]!.n).toBe(0);
+    expect((await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind = 'invoice.sned'`)[0]!.n).toBe(0);
   });
 
   it('POST /jobs refuses a payload that breaks the registered schema, naming each field; nothing is stored', async () => {
-    const before = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs`)[0]!.n;
+    const before = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`)[0]!.n;
     const res = await call('POST', '/jobs', { kind: 'invoice.send', payload: { amount: -3, note: 5 } });
     expect(res.status).toBe(400);
     const byPath = (a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path);
@@ -159,7 +159,7 @@ describe('enqueue validation against the registry', () => {
     const batch = await call('POST', '/jobs/batch', { jobs: [{ kind: 'invoice.send', payload: PAYLOAD }, { kind: 'invoice.send', payload: { customer: '' } }, { kind: 'nope' }] });
     expect(batch.status).toBe(400);
     expect(batch.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['jobs.1.payload.amount', 'jobs.1.payload.customer', 'jobs.2.kind']);
-    expect((await db.sql`SELECT count(*)::int AS n FROM spool.jobs`)[0]!.n).toBe(before);
+    expect((await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`)[0]!.n).toBe(before);
   });
 
   it('names a failed format as the format, not as the pattern zod adds to it', async () => {

@@ -71,7 +71,7 @@ describe('metrics', () => {
     await waitFor(async () => (await spool.getJob(slowId))?.state === 'running', 'slow job running');
     await spool.cancelJob(slowId); // cancelled while running, by its worker
     const terminal = async () => {
-      const rows = await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE queue = 'default' AND state IN ('completed', 'dead', 'cancelled')`;
+      const rows = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE queue = 'default' AND state IN ('completed', 'dead', 'cancelled')`;
       return rows[0]!.n === 8;
     };
     await waitFor(terminal, 'every default-queue job finished');

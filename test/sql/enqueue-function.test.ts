@@ -47,7 +47,7 @@ describe('spool.enqueue() in SQL', () => {
   });
 
   it('refuses bad input with a message naming the argument', async () => {
-    const before = await db.sql`SELECT count(*)::int AS n FROM spool.jobs`;
+    const before = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`;
     expect((await sqlError(`SELECT spool.enqueue('')`)).message).toMatch(/^spool\.enqueue: kind must not be empty/);
     expect((await sqlError(`SELECT spool.enqueue(NULL)`)).message).toMatch(/kind must not be empty/);
     expect((await sqlError(`SELECT spool.enqueue('a b')`)).message).toMatch(/kind 'a b' is invalid/);
@@ -58,7 +58,7 @@ describe('spool.enqueue() in SQL', () => {
     expect((await sqlError(`SELECT spool.enqueue('x', priority => 40000)`)).message).toMatch(/priority must be a whole number from -32768 to 32767/);
     expect((await sqlError(`SELECT spool.enqueue('x', queue => '')`)).message).toMatch(/queue '' is invalid/);
     expect((await sqlError(`SELECT spool.enqueue('x', unique_key => '')`)).message).toMatch(/unique_key must be a string of 1-512/);
-    const after = await db.sql`SELECT count(*)::int AS n FROM spool.jobs`;
+    const after = await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs`;
     expect(after[0]!.n).toBe(before[0]!.n);
   });
 
@@ -79,7 +79,7 @@ describe('spool.enqueue() in SQL', () => {
     `).simple();
 
     await db.sql`INSERT INTO public.users (email) VALUES ('a@x.io'), ('b@x.io'), ('c@x.io')`;
-    const jobs = await db.sql`SELECT payload->>'to' AS recipient, queue, state FROM spool.jobs WHERE kind = 'email.welcome' ORDER BY id`;
+    const jobs = await db.sql`SELECT payload->>'to' AS recipient, queue, state FROM spool.all_jobs WHERE kind = 'email.welcome' ORDER BY id`;
     expect(jobs.map((j) => ({ ...j }))).toEqual([
       { recipient: 'a@x.io', queue: 'mail', state: 'available' },
       { recipient: 'b@x.io', queue: 'mail', state: 'available' },
@@ -92,7 +92,7 @@ describe('spool.enqueue() in SQL', () => {
         throw new Error('roll back');
       })
       .catch(() => {});
-    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.jobs WHERE payload->>'to' = 'rolled@x.io'`) as unknown as [
+    const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE payload->>'to' = 'rolled@x.io'`) as unknown as [
       { n: number },
     ];
     expect(n).toBe(0);

@@ -85,7 +85,7 @@ describe('worker', () => {
     await waitFor(async () => (await stateOf(id)).state === 'completed', 'delayed job completed');
     const [row] = await db.sql`
       SELECT e.at >= j.run_at AS on_time, e.at - j.created_at AS waited
-        FROM public.executions e JOIN spool.jobs j ON j.id = e.job_id WHERE j.id = ${id}`;
+        FROM public.executions e JOIN spool.all_jobs j ON j.id = e.job_id WHERE j.id = ${id}`;
     expect(row!.on_time).toBe(true);
   });
 

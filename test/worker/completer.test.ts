@@ -115,7 +115,7 @@ describe('completer', () => {
     await pool.end();
     expect(outcomes.map((outcome) => appliedState(applied!, outcome))).toEqual(['completed', 'scheduled', 'dead', 'available', 'completed', undefined, undefined]);
     expect(completer.counters).toMatchObject({ completed: 2, scheduled: 1, dead: 1, available: 1, stale: 2, flushes: 1 });
-    const states = await db.sql`SELECT id::text, state::text FROM spool.jobs WHERE kind = 'completer.mixed' ORDER BY id`;
+    const states = await db.sql`SELECT id::text, state::text FROM spool.all_jobs WHERE kind = 'completer.mixed' ORDER BY id`;
     expect(Object.fromEntries(states.map((row) => [row.id, row.state]))).toEqual({ [done]: 'completed', [retried]: 'scheduled', [exhausted]: 'dead', [released]: 'available' });
     // The release and the retry wake the workers and the promoter, in one NOTIFY.
     await expect.poll(() => notified.length).toBe(1);

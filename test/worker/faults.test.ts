@@ -194,7 +194,7 @@ describe('graceful stop', () => {
     });
     const worker = await work({ jobs: [slow], concurrency: 5 });
     const results = await db.spool.enqueueMany(Array.from({ length: 5 }, () => ({ job: slow, payload: {} })));
-    await waitFor(async () => Number((await db.sql`SELECT count(*) AS n FROM public.executions e JOIN spool.jobs j ON j.id = e.job_id WHERE j.kind = 'stop.finish'`)[0]!.n) === 5, 'all five started');
+    await waitFor(async () => Number((await db.sql`SELECT count(*) AS n FROM public.executions e JOIN spool.all_jobs j ON j.id = e.job_id WHERE j.kind = 'stop.finish'`)[0]!.n) === 5, 'all five started');
     await worker.stop({ graceMs: 10_000 });
     for (const { id } of results) expect(await job(id)).toMatchObject({ state: 'completed', result: 'finished', attempt: 1 });
   });

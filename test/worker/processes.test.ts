@@ -23,14 +23,14 @@ describe('worker processes', () => {
     );
     // Enqueued once all three are up: jobs waiting before the last one started could all go to the first two.
     await db.spool.enqueueMany(Array.from({ length: 5_000 }, () => ({ job: 'proc.work', payload: {} })));
-    await waitFor(async () => (await count(`SELECT count(*) AS n FROM spool.jobs WHERE state = 'completed'`)) === 5_000, '5,000 completed', 120_000);
+    await waitFor(async () => (await count(`SELECT count(*) AS n FROM spool.all_jobs WHERE state = 'completed'`)) === 5_000, '5,000 completed', 120_000);
     for (const w of workers) w.child.kill('SIGTERM');
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
 
-    expect(await count(`SELECT count(*) AS n FROM spool.jobs WHERE state <> 'completed'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM spool.all_jobs WHERE state <> 'completed'`)).toBe(0);
     expect(await count(`SELECT count(*) AS n FROM public.executions`)).toBe(5_000);
     expect(await count(`SELECT count(DISTINCT job_id) AS n FROM public.executions`)).toBe(5_000);
-    expect(await count(`SELECT count(*) AS n FROM spool.jobs WHERE attempt <> 1`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM spool.all_jobs WHERE attempt <> 1`)).toBe(0);
     // All three took part.
     expect(await count(`SELECT count(DISTINCT worker) AS n FROM public.executions`)).toBe(3);
     // Stopped workers unregistered.
@@ -50,13 +50,13 @@ describe('worker processes', () => {
     await db.sql`UPDATE spool.jobs SET payload = '{}' WHERE id = ANY(${ids}::bigint[])`;
     const survivor = await startWorkerProcess({ ...env, WORKER_NAME: 'survivor' });
     await waitFor(
-      async () => (await count(`SELECT count(*) AS n FROM spool.jobs WHERE state = 'completed' AND id IN (${ids.join(',')})`)) === 5,
+      async () => (await count(`SELECT count(*) AS n FROM spool.all_jobs WHERE state = 'completed' AND id IN (${ids.join(',')})`)) === 5,
       'all 5 completed by the survivor',
       30_000,
     );
     survivor.child.kill('SIGTERM');
     expect(await survivor.exited).toBe(0);
-    const jobs = await db.sql`SELECT attempt, result, errors FROM spool.jobs WHERE id = ANY(${ids}::bigint[])`;
+    const jobs = await db.sql`SELECT attempt, result, errors FROM spool.all_jobs WHERE id = ANY(${ids}::bigint[])`;
     for (const job of jobs) {
       expect(job.attempt).toBe(2);
       expect(job.result).toEqual({ by: 'survivor' });
