@@ -112,7 +112,8 @@ BEGIN
   PERFORM set_config('lock_timeout', '2s', true);
   EXECUTE format('DROP TABLE %I.%I', v_schema, p_name);
   RETURN true;
-EXCEPTION WHEN lock_not_available THEN
+EXCEPTION WHEN lock_not_available OR undefined_table THEN
+  -- Busy, or dropped meanwhile by another prune.
   RETURN false;
 END
 $$;

@@ -30,6 +30,7 @@ import { listKindsSql, registerKindsSql, type KindRow } from './queries/kinds.js
 import { clientRegistrant, kindRegistration } from './kinds/registration.js';
 import { connectionOf } from './notify/listener.js';
 import { prune, type PruneReport } from './maintenance/pruner.js';
+import { doctor, type DoctorReport } from './health/doctor.js';
 
 /** How to reach the database. */
 export interface SpoolOptions {
@@ -371,6 +372,16 @@ export class Spool {
     return prune(this.#pool, this.quotedSchema, this.schema, { dryRun: options.dryRun === true });
   }
 
+  /**
+   * The storage's health: hot-table and history sizes, dead rows and the
+   * last (auto)vacuum of the hot table, the session whose snapshot holds
+   * back cleanup the longest, partitions and the next one to drop, and
+   * plain-language warnings (`spool doctor`).
+   */
+  doctor(options: { xminWarnSeconds?: number } = {}): Promise<DoctorReport> {
+    return doctor(this.#pool, this.schema, this.quotedSchema, options);
+  }
+
   /** Which migrations the schema has and which this version of Spool would still apply. */
   migrationStatus(): Promise<MigrationStatus> {
     return migrationStatus(this.sql, this.schema);
@@ -397,7 +408,7 @@ export class Spool {
     if (!metrics || this.#queueGauges.has(metrics)) return;
     this.#queueGauges.set(
       metrics,
-      metrics.startQueueGauges({ executor: this.#pool, quotedSchema: this.quotedSchema, log: options.log ?? createLogger() }),
+      metrics.startQueueGauges({ executor: this.#pool, quotedSchema: this.quotedSchema, schema: this.schema, log: options.log ?? createLogger() }),
     );
   }
 

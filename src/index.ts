@@ -54,4 +54,5 @@ export { SpoolMetrics, OTHER, LABEL_VALUES_MAX_DEFAULT, GAUGE_REFRESH_MS_DEFAULT
 export { startTracingFromEnv } from './observability/otel-sdk.js';
 export { createApp, type ApiOptions } from './api/app.js';
 export { type PruneReport } from './maintenance/pruner.js';
+export { type DoctorReport } from './health/doctor.js';
 export { startApiServer, type ApiServer } from './api/server.js';

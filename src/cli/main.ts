@@ -17,6 +17,7 @@ import { registerEnqueue } from './commands/enqueue.js';
 import { registerConfig } from './commands/config.js';
 import { registerKinds } from './commands/kinds.js';
 import { registerPrune } from './commands/prune.js';
+import { registerDoctor } from './commands/doctor.js';
 
 const program = new Command()
   .name('spool')
@@ -41,6 +42,7 @@ registerQueue(program);
 registerEnqueue(program);
 registerKinds(program);
 registerPrune(program);
+registerDoctor(program);
 registerConfig(program);
 
 try {

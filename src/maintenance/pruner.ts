@@ -8,6 +8,7 @@ import {
   expiredRowsSql,
   pruneBatchSql,
   retentionSql,
+  type PruneScope,
 } from '../queries/prune.js';
 import { Service } from './service.js';
 
@@ -31,7 +32,7 @@ export interface PruneReport {
   dropped: Array<{ partition: string; state: string; rows: number }>;
   /** Partitions that were due but whose lock was busy: dropped at a later run. */
   deferred: string[];
-  /** Expired rows deleted in batches; in a dry run, how many are expired. */
+  /** Expired rows deleted in batches (at most 20 × 5,000 per run); in a dry run, how many are expired outside the partitions it would drop. */
   deleted: number;
   /** Retention per state, in seconds (the longest of the defaults and the queues' overrides). */
   retentionSeconds: Record<string, number>;
@@ -78,15 +79,16 @@ export async function prune(executor: Executor, q: string, schema: string, optio
     else if ((await executor.query<{ dropped: boolean }>(dropPartitionSql(q), [part.partition]))[0]?.dropped) report.dropped.push(entry);
     else report.deferred.push(part.partition);
   }
-  if (retention.some((row) => row.needs_batches)) {
-    if (dryRun) {
-      report.deleted = Number((await executor.query<{ expired: string }>(expiredRowsSql(q), []))[0]?.expired ?? 0);
-    } else {
-      for (let i = 0; i < maxBatches; i++) {
-        const deleted = (await executor.query<{ deleted: number }>(pruneBatchSql(q), [batch]))[0]?.deleted ?? 0;
-        report.deleted += deleted;
-        if (deleted < batch) break;
-      }
+  // Rows in the default partitions never go by partition drop; with a retention shorter than partitions allow, no row does.
+  const scope: PruneScope = retention.some((row) => row.needs_batches) ? 'all' : 'defaults';
+  if (dryRun) {
+    const dropping = report.dropped.map((d) => d.partition);
+    report.deleted = Number((await executor.query<{ expired: string }>(expiredRowsSql(q, scope), [dropping]))[0]?.expired ?? 0);
+  } else {
+    for (let i = 0; i < maxBatches; i++) {
+      const deleted = (await executor.query<{ deleted: number }>(pruneBatchSql(q, scope), [batch]))[0]?.deleted ?? 0;
+      report.deleted += deleted;
+      if (deleted < batch) break;
     }
   }
   return report;

@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import type { Executor } from '../db/executor.js';
 import type { Logger } from './logger.js';
+import { storageHealthSql, type StorageHealthRow } from '../queries/health.js';
 import { queueGaugesSql, type QueueGaugeRow } from '../queries/metrics.js';
 import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from './hot-metrics.js';
 
@@ -14,6 +15,8 @@ export const GAUGE_REFRESH_MS_DEFAULT = 2_000;
 const GAUGE_COST_FACTOR = 20;
 /** A worker counts as live while its last heartbeat is younger than this. */
 const LIVE_WORKER_MS_DEFAULT = 30_000;
+/** How often the storage gauges (table sizes, dead rows, the oldest snapshot) are read: 30 s. */
+const STORAGE_GAUGE_REFRESH_MS = 30_000;
 
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 const JOB_STATES = ['scheduled', 'available', 'running', 'dead', 'cancelled'] as const;
@@ -102,6 +105,7 @@ export class SpoolMetrics {
   readonly #oldestAvailable: client.Gauge<'queue'>;
   readonly #liveWorkers: client.Gauge;
   readonly #gaugesRefreshed: client.Gauge;
+  readonly #storage: { tableBytes: client.Gauge<'table'>; hotRows: client.Gauge<'state'>; snapshotAge: client.Gauge; partitions: client.Gauge; autovacuum: client.Gauge };
   /** (queue, state) pairs reported before: set to 0 when they empty, rather than vanishing. */
   readonly #seenQueueStates = new Set<string>();
   readonly #seenQueues = new Set<string>();
@@ -145,6 +149,13 @@ export class SpoolMetrics {
       labelNames: ['queue'] as const,
       registers,
     });
+    this.#storage = {
+      tableBytes: new client.Gauge({ name: 'spool_table_bytes', help: 'Size on disk, indexes included: the hot table (unfinished jobs) and history (every partition).', labelNames: ['table'] as const, registers }),
+      hotRows: new client.Gauge({ name: 'spool_hot_table_rows', help: 'Rows of the hot table by kind of row: live, dead (not vacuumed yet), finished (left from before the history layout).', labelNames: ['state'] as const, registers }),
+      snapshotAge: new client.Gauge({ name: 'spool_oldest_snapshot_age_seconds', help: 'Age of the transaction whose snapshot holds back the cleanup of dead rows the longest (0: none).', registers }),
+      partitions: new client.Gauge({ name: 'spool_history_partitions', help: 'Partitions of the history table (leaf tables).', registers }),
+      autovacuum: new client.Gauge({ name: 'spool_autovacuum_enabled', help: '1 when autovacuum runs for the hot table.', registers }),
+    };
     this.#liveWorkers = new client.Gauge({ name: 'spool_workers_live', help: 'Workers with a heartbeat in the last 30 s, across all hosts.', registers });
     this.#gaugesRefreshed = new client.Gauge({
       name: 'spool_queue_gauges_refreshed_timestamp_seconds',
@@ -293,10 +304,23 @@ export class SpoolMetrics {
    * that (a backlog of millions to count), it waits twenty times its
    * duration instead. Returns a function that stops it.
    */
-  startQueueGauges(options: { executor: Executor; quotedSchema: string; log: Logger; intervalMs?: number }): () => void {
+  startQueueGauges(options: { executor: Executor; quotedSchema: string; schema: string; log: Logger; intervalMs?: number }): () => void {
     const sql = queueGaugesSql(options.quotedSchema);
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
+    // The storage gauges read catalogs and statistics only, every 30 s (they change slowly).
+    const storageSql = storageHealthSql(options.quotedSchema);
+    const refreshStorage = async () => {
+      try {
+        const [row] = await options.executor.query<StorageHealthRow>(storageSql, [options.schema]);
+        if (row && !stopped) this.#setStorageGauges(row);
+      } catch (error) {
+        options.log.warn({ err: error }, 'could not refresh the storage gauges; keeping the last values');
+      }
+    };
+    void refreshStorage();
+    const storageTimer = setInterval(() => void refreshStorage(), STORAGE_GAUGE_REFRESH_MS);
+    storageTimer.unref();
     const intervalMs = options.intervalMs ?? GAUGE_REFRESH_MS_DEFAULT;
     const refresh = async () => {
       const started = performance.now();
@@ -317,7 +341,20 @@ export class SpoolMetrics {
     return () => {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(storageTimer);
     };
+  }
+
+  #setStorageGauges(row: StorageHealthRow): void {
+    const g = this.#storage;
+    g.tableBytes.set({ table: 'hot' }, Number(row.hot_bytes));
+    g.tableBytes.set({ table: 'history' }, Number(row.history_bytes));
+    g.hotRows.set({ state: 'live' }, Number(row.hot_live_rows));
+    g.hotRows.set({ state: 'dead' }, Number(row.hot_dead_rows));
+    g.hotRows.set({ state: 'finished' }, row.hot_finished_rows);
+    g.snapshotAge.set(row.xmin_age_s ?? 0);
+    g.partitions.set(row.history_partitions);
+    g.autovacuum.set(row.autovacuum ? 1 : 0);
   }
 
   /** The Prometheus text exposition. */

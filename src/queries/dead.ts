@@ -71,7 +71,8 @@ export function replayHistoryDeadSql(
           selectFrom('jobs as o')
             .select(sql`1`.as('one'))
             .whereRef('o.queue', '=', 'j.queue')
-            .whereRef('o.unique_key', '=', 'j.unique_key'),
+            .whereRef('o.unique_key', '=', 'j.unique_key')
+            .where('o.state', 'in', ['scheduled', 'available', 'running']),
         ),
       ),
     )

@@ -89,15 +89,31 @@ const EXPIRED = (q: string) => `
   AND h.finished_at < now() - (SELECT least(min(completed), min(cancelled), min(dead)) FROM ${q}.retention)`;
 
 /**
- * Deletes up to $1 expired history rows, oldest partitions first. The second
- * condition on finished_at is a bound every expired row meets, which lets
- * the BRIN index skip the young pages. Locks: the deleted rows.
+ * Where batched deletes look: every history row (`all`: some retention is
+ * shorter than partitions allow), or only the default partitions (rows of a
+ * day whose partition was missing, or from before the upgrade, never go by
+ * partition drop).
  */
-export function pruneBatchSql(q: string): string {
+export type PruneScope = 'all' | 'defaults';
+
+function scopeSql(q: string, scope: PruneScope): string {
+  // Each row with the partition it is in (tableoid, as "part").
+  const from = (table: string) => `SELECT t.*, t.tableoid AS part FROM ${q}.${table} t`;
+  return scope === 'all'
+    ? `(${from('job_history')})`
+    : `(${from('job_history_completed_default')} UNION ALL ${from('job_history_dead_default')} UNION ALL ${from('job_history_cancelled_default')})`;
+}
+
+/**
+ * Deletes up to $1 expired history rows in `scope`. The second condition on
+ * finished_at is a bound every expired row meets, which lets the BRIN index
+ * skip the young pages. Locks: the deleted rows.
+ */
+export function pruneBatchSql(q: string, scope: PruneScope): string {
   return `
 WITH victims AS (
   SELECT h.id, h.state
-    FROM ${q}.job_history h
+    FROM ${scopeSql(q, scope)} h
     LEFT JOIN ${q}.retention r ON r.queue = h.queue
     CROSS JOIN (SELECT * FROM ${q}.retention WHERE queue = '*') d
    WHERE ${EXPIRED(q)}
@@ -108,12 +124,16 @@ WITH victims AS (
 SELECT count(*)::int AS deleted FROM deleted`;
 }
 
-/** How many history rows are expired now (a dry run's count of what batches would delete). */
-export function expiredRowsSql(q: string): string {
+/**
+ * How many history rows in `scope` are expired now, outside the partitions
+ * named in $1 (those a dry run would drop): what batches would delete.
+ */
+export function expiredRowsSql(q: string, scope: PruneScope): string {
   return `
 SELECT count(*)::bigint AS expired
-  FROM ${q}.job_history h
+  FROM ${scopeSql(q, scope)} h
   LEFT JOIN ${q}.retention r ON r.queue = h.queue
   CROSS JOIN (SELECT * FROM ${q}.retention WHERE queue = '*') d
- WHERE ${EXPIRED(q)}`;
+ WHERE ${EXPIRED(q)}
+   AND (SELECT relname::text FROM pg_class WHERE oid = h.part) <> ALL($1::text[])`;
 }

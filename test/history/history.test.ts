@@ -124,6 +124,23 @@ describe('retention', () => {
     expect(await db.sql`SELECT to_regclass(${`spool.job_history_completed_p${today}`}) IS NOT NULL AS present`).toEqual([{ present: true }]);
   });
 
+  it('rows in a default partition (a day without its partition, e.g. from before the upgrade) go by batched deletes once expired', async () => {
+    const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
+    const recent = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    await insertHistory('default', 'dead', old, 7);
+    await insertHistory('default', 'dead', recent, 3);
+    const inDefault = async () => (await db.sql`SELECT count(*)::int AS n FROM spool.job_history_dead_default WHERE kind = 'ret.k'`)[0]!.n;
+    expect(await inDefault()).toBe(10);
+    expect((await db.spool.prune({ dryRun: true })).deleted).toBe(7);
+    expect((await db.spool.prune()).deleted).toBe(7);
+    expect(await inDefault()).toBe(3);
+    // A bare POST (Content-Length: 0, no type) prunes.
+    const call = api(createApp({ spool: db.spool, logger: quiet }));
+    const bare = await call('POST', '/maintenance/prune', undefined, { 'content-length': '0' });
+    expect(bare.status).toBe(200);
+    expect(bare.body.dryRun).toBe(false);
+  });
+
   it('a queue whose retention is shorter than a partition: its expired rows go in batched deletes, others stay', async () => {
     await db.sql`INSERT INTO spool.retention (queue, completed) VALUES ('short', interval '1 hour')`;
     const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString();
@@ -194,4 +211,40 @@ describe('upgrading an existing install', () => {
       await dropDatabase(server, name);
     }
   }, 240_000);
+});
+
+describe('spool doctor', () => {
+  it('reports sizes and partitions, a transaction that pins the xmin horizon, and autovacuum off, in plain words', async () => {
+    const holder = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const reserved = await holder.reserve();
+      await reserved`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+      await reserved`SELECT count(*) FROM spool.jobs`;
+      const [{ pid }] = (await reserved`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }];
+      await db.sql`ALTER TABLE spool.jobs SET (autovacuum_enabled = false)`;
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      const report = await db.spool.doctor({ xminWarnSeconds: 1 });
+      expect(report.oldestSnapshot).toMatchObject({ pid, state: 'idle in transaction' });
+      expect(report.warnings.find((w) => w.includes(`session ${pid}`))).toMatch(/holds? back|cleaned/);
+      expect(report.warnings.some((w) => /autovacuum is (off|disabled)/.test(w))).toBe(true);
+      expect(report.history.partitions).toBeGreaterThanOrEqual(12);
+      expect(report.history.missingPartitions).toEqual([]);
+      expect(report.hot.bytes).toBeGreaterThan(0);
+      const cli = runCli(['doctor', '--json', '--snapshot-warn', '1s'], { DATABASE_URL: db.url });
+      expect(await cli.exited).toBe(1);
+      const json = JSON.parse(cli.output().stdout);
+      expect(json.warnings.some((w: string) => w.includes(`session ${pid}`))).toBe(true);
+      const text = runCli(['doctor', '--snapshot-warn', '1s'], { DATABASE_URL: db.url });
+      expect(await text.exited).toBe(1);
+      expect(text.output().stdout).toMatch(/^hot table\s+[\d.]+ MiB/);
+      expect(text.output().stdout).toMatch(/warning: session \d+/);
+      await reserved`ROLLBACK`;
+      reserved.release();
+      await db.sql`ALTER TABLE spool.jobs RESET (autovacuum_enabled)`;
+      const calm = await db.spool.doctor({ xminWarnSeconds: 3600 });
+      expect(calm.warnings.some((w) => w.includes(`session ${pid}`))).toBe(false);
+    } finally {
+      await holder.end();
+    }
+  });
 });

@@ -122,6 +122,12 @@ describe('metrics', () => {
     expect(value('spool_listener_connected')).toBe(1);
     expect(value('spool_leader')).toBe(1);
     expect(value('spool_db_pool_connections', { pool: 'worker', state: 'idle' })).toBeGreaterThan(0);
+    // Storage gauges (read at start, then every 30 s).
+    expect(value('spool_table_bytes', { table: 'hot' })).toBeGreaterThan(0);
+    expect(value('spool_table_bytes', { table: 'history' })).toBeGreaterThan(0);
+    expect(value('spool_history_partitions')).toBeGreaterThanOrEqual(12);
+    expect(value('spool_hot_table_rows', { state: 'finished' })).toBe(0);
+    expect(value('spool_autovacuum_enabled')).toBeGreaterThanOrEqual(0);
     // HTTP, by route template; and the default process metrics.
     expect(value('spool_http_requests_total', { method: 'POST', route: '/jobs', status: '201' })).toBe(2);
     expect(value('spool_http_request_duration_seconds_count', { method: 'POST', route: '/jobs', status: '201' })).toBe(2);
