@@ -46,6 +46,12 @@ function selectedDead(eb: DeadJobs, filter: DeadFilter) {
   ]);
 }
 
+/** No unfinished job in the hot table holds `j`'s unique key in its queue: replaying `j` would make a duplicate. */
+function noUnfinishedHolder(schema: string) {
+  return sql<boolean>`NOT EXISTS (SELECT 1 FROM ${sql.table(`${schema}.jobs`)} o
+    WHERE o.queue = j.queue AND o.unique_key = j.unique_key AND o.state IN ('scheduled', 'available', 'running'))`;
+}
+
 /**
  * Replay from history: the dead jobs a filter selects move back into the
  * hot table, available now with one more attempt; their errors stay. A job
@@ -65,17 +71,7 @@ export function replayHistoryDeadSql(
     .selectFrom('job_history as j')
     .select('j.id')
     .where((eb) => selectedDead(eb, filter))
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('jobs as o')
-            .select(sql`1`.as('one'))
-            .whereRef('o.queue', '=', 'j.queue')
-            .whereRef('o.unique_key', '=', 'j.unique_key')
-            .where('o.state', 'in', ['scheduled', 'available', 'running']),
-        ),
-      ),
-    )
+    .where(noUnfinishedHolder(schema))
     .compile();
   const quoted = quoteSchema(schema);
   return {
@@ -116,17 +112,7 @@ export function replayDeadQuery(db: Kysely<Database>, schema: string, filter: De
       cancel_requested_at: null,
     })
     .where((eb) => selectedDead(eb, filter))
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('jobs as o')
-            .select(sql`1`.as('one'))
-            .whereRef('o.queue', '=', 'j.queue')
-            .whereRef('o.unique_key', '=', 'j.unique_key')
-            .where('o.state', 'in', ['scheduled', 'available', 'running']),
-        ),
-      ),
-    )
+    .where(noUnfinishedHolder(schema))
     .returning(['j.id', 'j.queue']);
 }
 
