@@ -159,9 +159,13 @@ SELECT id, queue, kind, payload, attempt, max_attempts, errors, errors -> -1 AS 
 -- deleted when it finishes: it churns. Vacuum it after 1,000 dead rows plus
 -- 1 % of its size (the defaults, 50 + 20 %, let a big backlog's dead rows
 -- pile up), and analyze it as often, so the claim's plan follows the backlog.
+-- Unthrottled (cost delay 0): at ~23,000 jobs/s a throttled autovacuum fell
+-- behind and the drain slowed to 14-16 k jobs/s within two minutes; without
+-- the delay it caught up by the fourth minute (docs/performance.md).
 -- No fillfactor: its updates cannot be HOT (state is in the partial indexes'
 -- predicates), so free space on the page would not be used by them.
 ALTER TABLE :SPOOL_SCHEMA.jobs SET (
+  autovacuum_vacuum_cost_delay = 0,
   autovacuum_vacuum_scale_factor = 0.01,
   autovacuum_vacuum_threshold = 1000,
   autovacuum_vacuum_insert_scale_factor = 0.05,
