@@ -1,3 +1,5 @@
+import { dropsAtSql, longestRetentionCte } from './prune.js';
+
 /**
  * Storage health, for `spool doctor` and the storage gauges: one statement
  * over the catalogs and statistics views (no job rows read, except the
@@ -24,12 +26,8 @@ WITH hot AS (
          count(*)::int AS partitions,
          coalesce(sum(CASE WHEN l.name LIKE '%\\_default' THEN greatest(c.reltuples, 0) END), 0)::bigint AS default_rows
     FROM leaves l JOIN pg_class c USING (oid)
-), keep AS (
-  SELECT 'completed' AS state, max(completed) AS keep FROM ${q}.retention
-  UNION ALL SELECT 'cancelled', max(cancelled) FROM ${q}.retention
-  UNION ALL SELECT 'dead', max(dead) FROM ${q}.retention
-), days AS (
-  SELECT k.state, l.name, (to_date(right(l.name, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' + k.keep AS drops_at
+), ${longestRetentionCte(q)}, days AS (
+  SELECT k.state, l.name, ${dropsAtSql('l.name', 'k.keep')} AS drops_at
     FROM keep k JOIN leaves l ON l.parent = 'job_history_' || k.state AND l.name ~ '_p[0-9]{8}$'
 ), missing AS (
   SELECT coalesce(array_agg(format('job_history_%s_p%s', s.state, to_char(d, 'YYYYMMDD')) ORDER BY 1), '{}') AS names

@@ -54,6 +54,20 @@ SELECT s.state,
  ORDER BY s.state`;
 }
 
+/** Per state, the longest retention of the default and every queue's override: how long its day partitions stay. */
+export function longestRetentionCte(q: string): string {
+  return `keep AS (
+  SELECT 'completed' AS state, max(completed) AS keep FROM ${q}.retention
+  UNION ALL SELECT 'cancelled', max(cancelled) FROM ${q}.retention
+  UNION ALL SELECT 'dead', max(dead) FROM ${q}.retention
+)`;
+}
+
+/** When the day partition named `partition` (…_pYYYYMMDD) may be dropped: the end of its day plus `keep`. */
+export function dropsAtSql(partition: string, keep: string): string {
+  return `((to_date(right(${partition}, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC') + ${keep}`;
+}
+
 /**
  * Day partitions every row of which is past the longest retention of its
  * state: they can be dropped. With the estimated row count (reltuples: a
@@ -61,17 +75,13 @@ SELECT s.state,
  */
 export function expiredPartitionsSql(q: string): string {
   return `
-WITH keep AS (
-  SELECT 'completed' AS state, max(completed) AS keep FROM ${q}.retention
-  UNION ALL SELECT 'cancelled', max(cancelled) FROM ${q}.retention
-  UNION ALL SELECT 'dead', max(dead) FROM ${q}.retention
-)
+WITH ${longestRetentionCte(q)}
 SELECT c.relname::text AS partition, k.state, greatest(c.reltuples, 0)::bigint AS rows
   FROM keep k
   JOIN pg_inherits i ON i.inhparent = to_regclass(format('%I.%I', $1::text, 'job_history_' || k.state))
   JOIN pg_class c ON c.oid = i.inhrelid
  WHERE c.relname ~ '_p[0-9]{8}$'
-   AND ((to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC') + k.keep < now()
+   AND ${dropsAtSql('c.relname', 'k.keep')} < now()
  ORDER BY c.relname`;
 }
 

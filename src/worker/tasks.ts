@@ -69,13 +69,17 @@ async function importTask(file: string): Promise<unknown> {
 function stackLine(error: Error, file: string): string | undefined {
   const href = pathToFileURL(file).href;
   const frame = (error.stack ?? '').split('\n').find((l) => l.includes(href));
-  return frame ? new RegExp(`${href.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)`).exec(frame)?.[1] : undefined;
+  return frame ? new RegExp(`${escapeRegExp(href)}:(\\d+)`).exec(frame)?.[1] : undefined;
 }
 
 function syntaxErrorLine(file: string): string | undefined {
   if (/\.[cm]?ts$/.test(file)) return undefined;
   const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
-  return new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+)`, 'm').exec(check.stderr ?? '')?.[1];
+  return new RegExp(`^${escapeRegExp(file)}:(\\d+)`, 'm').exec(check.stderr ?? '')?.[1];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function toDefinition(kind: string, exported: unknown, file: string): AnyJobDefinition {
