@@ -21,6 +21,9 @@ import { redactUrl } from '../../config.js';
  * close, and the embedded database stops last; exit code 0. A second signal
  * stops the database at once and exits 130.
  */
+/** Signals closer than this to the first one are its echo (npm forwarding a terminal's Ctrl-C), not a second request. */
+const SAME_SIGNAL_MS = 1_000;
+
 export function registerServe(program: Command): void {
   withWorkerFlags(
     program
@@ -54,14 +57,21 @@ export function registerServe(program: Command): void {
       server = await startApi(config, spool, log, worker ? () => worker!.listening : undefined);
       if (worker) process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
       await nextStopSignal(log);
+      const stoppingSince = performance.now();
       // A second Ctrl-C while draining: stop now, but never leave the embedded server behind.
-      // Jobs still running come back after their lease, as after a crash.
+      // Jobs still running come back after their lease, as after a crash. A signal within a
+      // second of the first is the same Ctrl-C twice, not a second one: under `npm start` the
+      // terminal signals the whole group and npm forwards it again (seen: npm start, one
+      // Ctrl-C, no drain).
       const hurry = (signal: NodeJS.Signals) => {
+        if (performance.now() - stoppingSince < SAME_SIGNAL_MS) return;
+        process.off('SIGINT', hurry);
+        process.off('SIGTERM', hurry);
         log.warn({ signal }, 'second signal: exiting without waiting for running jobs');
         void (embedded?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
       };
-      process.once('SIGINT', hurry);
-      process.once('SIGTERM', hurry);
+      process.on('SIGINT', hurry);
+      process.on('SIGTERM', hurry);
     } finally {
       await server?.close();
       await worker?.stop();
