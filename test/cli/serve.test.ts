@@ -65,7 +65,7 @@ describe('spool serve with no DATABASE_URL', () => {
     expect(postgresProcessesUsing(dataDir)).toBe(0);
   }, 240_000);
 
-  it('Ctrl-C (SIGINT to the whole process group) with a job in flight: the job finishes and is recorded once, exit 0, no PostgreSQL left', async () => {
+  it('Ctrl-C (SIGINT to the whole process group, and once more at once as npm forwards it) with a job in flight: the job finishes and is recorded once, exit 0, no PostgreSQL left', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'spool-ctrl-c-'));
     folders.push(folder);
     const tasks = join(folder, 'tasks');
@@ -88,7 +88,10 @@ describe('spool serve with no DATABASE_URL', () => {
     expect(posted.status).toBe(201);
     const id: string = posted.body.job.id;
     await waitFor(async () => (await http(`${first.api}/jobs/${id}`)).body.job.state === 'running', 'the job to start');
+    // Twice at once, as under `npm start`: the terminal signals the group and npm forwards it again.
     process.kill(-first.run.child.pid!, 'SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    process.kill(first.run.child.pid!, 'SIGINT');
     expect(await first.run.exited).toBe(0);
     expect(postgresProcessesUsing(dataDir)).toBe(0);
     expect(first.run.output().stdout).not.toMatch(/"level":(50|60)/);
