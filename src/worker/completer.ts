@@ -5,6 +5,14 @@ import type { Logger } from '../observability/logger.js';
 
 export const COMPLETION_FLUSH_MS_DEFAULT = 20;
 export const COMPLETION_BATCH_DEFAULT = 2_000;
+/**
+ * Writes in flight at once. A second starts only for a full batch: when the
+ * handlers outrun one writer (no-op jobs at c50 buffered up to 17,000
+ * outcomes behind a single write, and the drain's last 6–14 % was spent
+ * writing them out), two writers on two connections keep up. Their batches
+ * are disjoint, so they never wait on each other's rows.
+ */
+const WRITES_IN_FLIGHT = 2;
 
 /**
  * A row of the finish statement: an outcome that was not a completion
@@ -33,7 +41,8 @@ export function appliedState(exceptions: FinishExceptions, outcome: Outcome): Ap
 
 /**
  * Buffers the outcomes of finished attempts and writes them as one statement
- * per batch or per few milliseconds, one write in flight at a time. A write
+ * per batch or per few milliseconds, one write in flight at a time (two when
+ * a full batch waits behind the first). A write
  * that fails is retried with backoff and nothing is dropped: until it lands,
  * the jobs stay `running` and the heartbeat keeps their leases. Outcomes the
  * database refuses (the lease was lost and the job moved on) are stale
@@ -53,7 +62,7 @@ export class Completer {
   #buffer: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
   #timerDelay = 0;
-  #writing: Promise<void> | undefined;
+  readonly #writes = new Set<Promise<void>>();
   #failures = 0;
   #draining = false;
 
@@ -103,9 +112,9 @@ export class Completer {
     this.#draining = true; // drain paces the retries itself
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (let failures = 0; this.#buffer.length > 0 || this.#writing; ) {
-      if (this.#writing) {
-        await this.#writing;
+    for (let failures = 0; this.#buffer.length > 0 || this.#writes.size > 0; ) {
+      if (this.#writes.size > 0) {
+        await Promise.all(this.#writes);
         continue;
       }
       const errorsBefore = this.counters.errors;
@@ -123,8 +132,14 @@ export class Completer {
     }
   }
 
+  /** Whether another write may start now: none in flight, or a full batch and room for a second writer (not while failing). */
+  #mayWrite(): boolean {
+    if (this.#writes.size === 0) return true;
+    return this.#writes.size < WRITES_IN_FLIGHT && this.#failures === 0 && this.#buffer.length >= this.#batch;
+  }
+
   #flushSoon(delay: number): void {
-    if (this.#writing) return; // The write in flight reschedules when it ends.
+    if (!this.#mayWrite()) return; // A write in flight reschedules when it ends.
     // A pending timer that fires as soon or sooner stays: replacing it per outcome
     // (a full buffer asks for 0 ms on every push) cost a timer per job.
     if (this.#timer && (delay > 0 || this.#timerDelay === 0)) return;
@@ -137,15 +152,16 @@ export class Completer {
   }
 
   #write(): Promise<void> {
-    if (this.#writing || this.#buffer.length === 0) return this.#writing ?? Promise.resolve();
+    if (this.#buffer.length === 0 || !this.#mayWrite()) return Promise.resolve();
     // In id order, as the heartbeat extends leases: the same lock order (within each of the
     // finish statement's two parts, the kept and the removed rows), so they do not deadlock.
     const batch = this.#buffer.splice(0, this.#batch).sort((a, b) => byId(a.id, b.id));
-    this.#writing = this.#apply(batch).finally(() => {
-      this.#writing = undefined;
+    const writing: Promise<void> = this.#apply(batch).finally(() => {
+      this.#writes.delete(writing);
       if (this.#buffer.length > 0 && !this.#draining) this.#flushSoon(this.#failures > 0 ? Math.min(5_000, 100 * 2 ** this.#failures) : 0);
     });
-    return this.#writing;
+    this.#writes.add(writing);
+    return writing;
   }
 
   async #apply(batch: Outcome[]): Promise<void> {

@@ -122,6 +122,52 @@ describe('completer', () => {
     expect(JSON.parse(notified[0]!)).toEqual({ queues: ['default'], scheduled: true });
     await listener.end();
   });
+
+  it('starts a second write for a full batch while one is in flight, never a third, and writes every outcome once', async () => {
+    const ids: string[] = [];
+    for (let n = 0; n < 30; n++) ids.push((await db.spool.enqueue('completer.parallel', { n })).id);
+    await db.sql`UPDATE spool.jobs SET state = 'running', attempt = 1, worker_id = 'w-parallel', lease_expires_at = now() + interval '1 minute' WHERE kind = 'completer.parallel'`;
+    const pool = postgres(db.url, { max: 3, onnotice: () => {} });
+    const inner = postgresExecutor(pool);
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const completer = new Completer({
+      // Each write is held back a little, so the next pushes find it still in flight.
+      executor: {
+        async query<Row>(text: string, params: readonly unknown[]) {
+          mostInFlight = Math.max(mostInFlight, ++inFlight);
+          try {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            return await inner.query<Row>(text, params);
+          } finally {
+            inFlight--;
+          }
+        },
+      },
+      quotedSchema: '"spool"',
+      workerId: 'w-parallel',
+      channel: 'spool_jobs',
+      flushMs: 60_000,
+      batch: 10,
+      log: createLogger({ level: 'silent' }),
+      onWritten: () => {},
+    });
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 10));
+    // Three full batches, each pushed while the writes before it are in flight.
+    for (const batch of [ids.slice(0, 10), ids.slice(10, 20), ids.slice(20, 30)]) {
+      for (const id of batch) completer.push({ id, attempt: 1, outcome: 'completed' });
+      await tick();
+    }
+    expect(inFlight).toBe(2);
+    await completer.drain();
+    await pool.end();
+    expect(mostInFlight).toBe(2);
+    expect(completer.counters).toMatchObject({ completed: 30, stale: 0, flushes: 3 });
+    const [{ kept, archived }] = (await db.sql`
+      SELECT (SELECT count(*)::int FROM spool.jobs WHERE kind = 'completer.parallel') AS kept,
+             (SELECT count(*)::int FROM spool.job_history WHERE kind = 'completer.parallel' AND state = 'completed') AS archived`) as unknown as [{ kept: number; archived: number }];
+    expect({ kept, archived }).toEqual({ kept: 0, archived: 30 });
+  });
 });
 
 describe('lock order', () => {
