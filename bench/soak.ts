@@ -8,7 +8,9 @@
  * autovacuum at its defaults (so run it on the embedded PostgreSQL, or a
  * server with autovacuum on). CI does not run it.
  *
- *   npx tsx bench/soak.ts --minutes 30 [--system spool|graphile] [--concurrency 50] [--backlog 20000]
+ *   npx tsx bench/soak.ts --minutes 30 [--system spool|graphile|pgboss] [--concurrency 50] [--backlog 20000]
+ *
+ * graphile-worker and pg-boss come from bench/node_modules (cd bench && npm install).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -92,7 +94,34 @@ async function graphileSoak(url: string): Promise<Soakable> {
   };
 }
 
-const systems: Record<string, (url: string) => Promise<Soakable>> = { spool: spoolSoak, graphile: graphileSoak };
+async function pgbossSoak(url: string): Promise<Soakable> {
+  const { PgBoss } = (await import(new URL('./node_modules/pg-boss/dist/index.js', import.meta.url).href)) as any;
+  // As bench/support/peers.ts drains it: one polling worker fetching `concurrency` jobs a query,
+  // burstWhenBatchFull, the 0.5 s minimum poll; supervision (its maintenance) at its defaults.
+  const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 10 });
+  boss.on('error', (error: Error) => console.error(`pg-boss error: ${error?.message ?? String(error)}`));
+  await boss.start();
+  await boss.createQueue('noop');
+  return {
+    // Partitioned by queue: the sizes below sum its partitions.
+    table: 'pgboss.job',
+    enqueue: async (payloads) => void (await boss.insert('noop', payloads.map((data) => ({ data })))),
+    start: async (onJob) => {
+      await boss.work(
+        'noop',
+        { batchSize: CONCURRENCY, localConcurrency: 1, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
+        async (jobs: Array<{ data: { t: number } }>) => {
+          for (const job of jobs) onJob(job.data);
+        },
+      );
+    },
+    stop: async () => {
+      await boss.stop({ graceful: true, timeout: 10_000 });
+    },
+  };
+}
+
+const systems: Record<string, (url: string) => Promise<Soakable>> = { spool: spoolSoak, graphile: graphileSoak, pgboss: pgbossSoak };
 
 const db = await benchDatabase();
 const stats = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -135,9 +164,11 @@ try {
     const now = handled;
     const sorted = latencies.sort((a, b) => a - b);
     latencies = [];
+    // Summed over the table's partitions when it has any (pg-boss's job table has one per queue).
     const [row] = (await stats.unsafe(
-      `SELECT pg_total_relation_size($1::regclass) AS bytes, n_live_tup AS live, n_dead_tup AS dead
-         FROM pg_stat_user_tables WHERE relid = $1::regclass`,
+      `SELECT sum(pg_total_relation_size(t.relid))::bigint AS bytes, sum(s.n_live_tup)::bigint AS live, sum(s.n_dead_tup)::bigint AS dead
+         FROM pg_partition_tree($1::regclass) t JOIN pg_stat_user_tables s ON s.relid = t.relid
+        WHERE t.isleaf`,
       [system.table],
     )) as unknown as [{ bytes: string; live: string; dead: string }];
     const rate = (now - before) / 60;

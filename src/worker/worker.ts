@@ -248,6 +248,11 @@ export class Worker {
       connection: {
         application_name: 'spool-worker',
         ...(options.asyncCommit === false ? {} : { synchronous_commit: 'off' }),
+        // Its statements are prepared once per connection and keep their shape whatever the
+        // parameters (ids, arrays, limits), so one generic plan serves them all. Left to choose,
+        // PostgreSQL re-planned every claim (0.25 ms each) and most finishes: 5 % of a drain's
+        // server time at 100,000 no-op jobs, 3 % more throughput without it (docs/performance.md).
+        plan_cache_mode: 'force_generic_plan',
       },
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     this.#metrics = options.metrics ?? spool.metrics;
