@@ -53,15 +53,30 @@ RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempt, j.max_attempt
           ${EPOCH_MS('j.run_at')} AS run_at_ms, ${EPOCH_MS('j.created_at')} AS created_at_ms${options.startedAt ? `, ${EPOCH_MS('j.started_at')} AS started_ms` : ''}`;
 }
 
+/** How many waiting jobs per queue the startup check looks at. */
+export const ORPHAN_SAMPLE = 10_000;
+
 /**
  * Kinds that wait in the worker's queues with no handler among $2, for the
- * one-time startup warning. $1 queues, $2 kinds.
+ * one-time startup warning. Looks at each queue's first ORPHAN_SAMPLE waiting
+ * jobs in claim order (jobs_claim), not the whole backlog: a job this worker cannot
+ * run is never claimed by it, so it stays at the head of that order, where
+ * the sample finds it; counting every waiting job scanned the backlog (22 ms
+ * of CPU at 100,000 jobs, competing with the first claims). `waiting` counts
+ * within the sample. $1 queues, $2 kinds.
  */
 export function orphanKindsSql(q: string): string {
   return `
 SELECT kind, count(*)::integer AS waiting
-  FROM ${q}.jobs
- WHERE state = 'available' AND queue = ANY($1::text[]) AND kind <> ALL($2::text[])
+  FROM unnest($1::text[]) AS wanted(name)
+  CROSS JOIN LATERAL (
+    SELECT j.kind
+      FROM ${q}.jobs j
+     WHERE j.state = 'available' AND j.queue = wanted.name
+     ORDER BY j.priority, j.run_at, j.id
+     LIMIT ${ORPHAN_SAMPLE}
+  ) head
+ WHERE kind <> ALL($2::text[])
  GROUP BY kind
  ORDER BY kind
  LIMIT 20`;

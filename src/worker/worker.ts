@@ -15,7 +15,7 @@ import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '..
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
-import { claimSql, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
+import { claimSql, ORPHAN_SAMPLE, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
 import { progressSql } from '../queries/progress.js';
@@ -695,7 +695,10 @@ export class Worker {
     try {
       const rows = await this.#executor.query<{ kind: string; waiting: number }>(this.#statements.orphans, [this.queues, this.kinds]);
       for (const row of rows) {
-        this.#log.warn({ kind: row.kind, waiting: row.waiting, queues: this.queues }, 'jobs of this kind wait in these queues, but no handler here runs them');
+        this.#log.warn(
+          { kind: row.kind, waiting: row.waiting, looked_at: ORPHAN_SAMPLE, queues: this.queues },
+          'jobs of this kind wait in these queues (waiting: how many among the first looked_at of each queue), but no handler here runs them',
+        );
       }
     } catch (error) {
       this.#log.debug({ err: error }, 'could not check for kinds without handlers');

@@ -147,13 +147,20 @@ describe('worker', () => {
     expect(dead.errors[0]!.message).toMatch(/payload does not match the schema of schema\.strict/);
   });
 
-  it('does not claim kinds it has no handler for', async () => {
+  it('does not claim kinds it has no handler for, and warns once at start about those waiting', async () => {
     const job = recordingJob('known.kind');
     const { id: unknownId } = await db.spool.enqueue('unknown.kind', {});
-    worker = await db.spool.work({ jobs: [job], logger: quiet, handleSignals: false });
+    await db.spool.enqueue('unknown.kind', {});
+    await db.spool.enqueue(job, {}); // waits too, but has a handler: no warning for it
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    worker = await db.spool.work({ jobs: [job], logger, handleSignals: false });
     const { id } = await db.spool.enqueue(job, {});
     await waitFor(async () => (await stateOf(id)).state === 'completed', 'known job completed');
     expect((await stateOf(unknownId)).state).toBe('available');
+    await waitFor(async () => lines.some((line) => line.kind === 'unknown.kind'), 'the warning about unknown.kind');
+    const warnings = lines.filter((line) => String(line.msg).includes('no handler here runs them'));
+    expect(warnings).toEqual([expect.objectContaining({ kind: 'unknown.kind', waiting: 2, queues: ['default'] })]);
   });
 
   it('a paused queue is not claimed from; resuming wakes the worker', async () => {
