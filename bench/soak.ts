@@ -166,9 +166,13 @@ try {
     latencies = [];
     // Summed over the table's partitions when it has any (pg-boss's job table has one per queue).
     const [row] = (await stats.unsafe(
-      `SELECT sum(pg_total_relation_size(t.relid))::bigint AS bytes, sum(s.n_live_tup)::bigint AS live, sum(s.n_dead_tup)::bigint AS dead
-         FROM pg_partition_tree($1::regclass) t JOIN pg_stat_user_tables s ON s.relid = t.relid
-        WHERE t.isleaf`,
+      `WITH leaves AS (
+         SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf
+         UNION ALL
+         SELECT $1::regclass WHERE pg_partition_root($1::regclass) IS NULL -- not partitioned
+       )
+       SELECT sum(pg_total_relation_size(l.relid))::bigint AS bytes, sum(s.n_live_tup)::bigint AS live, sum(s.n_dead_tup)::bigint AS dead
+         FROM leaves l JOIN pg_stat_user_tables s ON s.relid = l.relid`,
       [system.table],
     )) as unknown as [{ bytes: string; live: string; dead: string }];
     const rate = (now - before) / 60;

@@ -248,11 +248,10 @@ export class Worker {
       connection: {
         application_name: 'spool-worker',
         ...(options.asyncCommit === false ? {} : { synchronous_commit: 'off' }),
-        // Its statements are prepared once per connection and keep their shape whatever the
-        // parameters (ids, arrays, limits), so one generic plan serves them all. Left to choose,
-        // PostgreSQL re-planned every claim (0.25 ms each) and most finishes: 5 % of a drain's
-        // server time at 100,000 no-op jobs, 3 % more throughput without it (docs/performance.md).
-        plan_cache_mode: 'force_generic_plan',
+        // Not plan_cache_mode = force_generic_plan: it saved the re-planning of every claim (3 %
+        // more drain throughput), but in bench/soak.ts (autovacuum on, millions of dead rows) generic
+        // plans on this pool made the promoter's and reaper's runs pass their 10 and 20 s limits,
+        // leases expired, and the soak fell from 18,000 to 659 jobs/s.
       },
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     this.#metrics = options.metrics ?? spool.metrics;
