@@ -18,6 +18,7 @@ import { z } from 'zod';
 import postgres from 'postgres';
 import { benchDatabase } from './support/database.js';
 import { openSpool, spoolModule, spoolBuild } from './support/spool.js';
+import { graphileThroughputPreset, pgbossThroughputWork } from './support/peers.js';
 
 const { values } = parseArgs({
   options: {
@@ -70,21 +71,11 @@ async function graphileSoak(url: string): Promise<Soakable> {
     table: 'graphile_worker._private_jobs',
     enqueue: async (payloads) => void (await utils.addJobs(payloads.map((payload) => ({ identifier: 'noop', payload })))),
     start: async (onJob) => {
-      // Its performance page's settings, as in bench/throughput.ts.
       runner = await gw.run({
         logger,
         noHandleSignals: true,
         taskList: { noop: async (payload: { t: number }) => onJob(payload) },
-        preset: {
-          worker: {
-            connectionString: url,
-            concurrentJobs: CONCURRENCY,
-            maxPoolSize: Math.max(10, CONCURRENCY + 2),
-            localQueue: { size: 500 },
-            completeJobBatchDelay: 0,
-            failJobBatchDelay: 0,
-          },
-        },
+        preset: graphileThroughputPreset(url, CONCURRENCY),
       });
     },
     stop: async () => {
@@ -96,8 +87,7 @@ async function graphileSoak(url: string): Promise<Soakable> {
 
 async function pgbossSoak(url: string): Promise<Soakable> {
   const { PgBoss } = (await import(new URL('./node_modules/pg-boss/dist/index.js', import.meta.url).href)) as any;
-  // As bench/support/peers.ts drains it: one polling worker fetching `concurrency` jobs a query,
-  // burstWhenBatchFull, the 0.5 s minimum poll; supervision (its maintenance) at its defaults.
+  // As bench/support/peers.ts drains it (pgbossThroughputWork); supervision (its maintenance) at its defaults.
   const boss = new PgBoss({ connectionString: url, schema: 'pgboss', max: 10 });
   boss.on('error', (error: Error) => console.error(`pg-boss error: ${error?.message ?? String(error)}`));
   await boss.start();
@@ -107,13 +97,9 @@ async function pgbossSoak(url: string): Promise<Soakable> {
     table: 'pgboss.job',
     enqueue: async (payloads) => void (await boss.insert('noop', payloads.map((data) => ({ data })))),
     start: async (onJob) => {
-      await boss.work(
-        'noop',
-        { batchSize: CONCURRENCY, localConcurrency: 1, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
-        async (jobs: Array<{ data: { t: number } }>) => {
-          for (const job of jobs) onJob(job.data);
-        },
-      );
+      await boss.work('noop', pgbossThroughputWork(CONCURRENCY), async (jobs: Array<{ data: { t: number } }>) => {
+        for (const job of jobs) onJob(job.data);
+      });
     },
     stop: async () => {
       await boss.stop({ graceful: true, timeout: 10_000 });

@@ -176,6 +176,20 @@ interface GraphileWorker {
 
 const GRAPHILE_SCHEMA = 'graphile_worker';
 
+/** Its performance page's settings for throughput (https://worker.graphile.org/docs/performance), for the drain and bench/soak.ts. */
+export function graphileThroughputPreset(url: string, concurrency: number): object {
+  return {
+    worker: {
+      connectionString: url,
+      concurrentJobs: concurrency,
+      maxPoolSize: Math.max(10, concurrency + 2),
+      localQueue: { size: 500 },
+      completeJobBatchDelay: 0,
+      failJobBatchDelay: 0,
+    },
+  };
+}
+
 /** Errors and warnings only; graphile-worker logs every start/stop at info level. */
 function graphileLogger(gw: GraphileWorker): unknown {
   return new gw.Logger(() => (level, message) => {
@@ -223,16 +237,7 @@ const graphile: Peer = {
         logger,
         noHandleSignals: true,
         taskList: { noop: async () => handled.hit() },
-        preset: {
-          worker: {
-            connectionString: url,
-            concurrentJobs: concurrency,
-            maxPoolSize: Math.max(10, concurrency + 2),
-            localQueue: { size: 500 },
-            completeJobBatchDelay: 0,
-            failJobBatchDelay: 0,
-          },
-        },
+        preset: graphileThroughputPreset(url, concurrency),
       });
       await handled.done('graphile drain');
       // Completed jobs are deleted; the last completion batch lands just after the last handler.
@@ -320,6 +325,12 @@ function pgbossShape(concurrency: number): { batchSize: number; workers: number 
   return { batchSize: Math.max(1, concurrency), workers: 1 };
 }
 
+/** work() options of the drain (see `pgboss` below), for it and bench/soak.ts. */
+export function pgbossThroughputWork(concurrency: number): object {
+  const { batchSize, workers } = pgbossShape(concurrency);
+  return { batchSize, localConcurrency: workers, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 };
+}
+
 function watchBoss(boss: PgBossInstance, warnings: string[]): void {
   boss.on('error', (error) => console.error(`pg-boss error: ${(error as Error)?.message ?? String(error)}`));
   boss.on('warning', (warning) => {
@@ -355,7 +366,7 @@ const pgboss: Peer = {
     'done = handler ran and the job is in state completed',
   async drain(url, jobs, concurrency) {
     const { PgBoss } = (await load('pg-boss')) as PgBossModule;
-    const { batchSize, workers } = pgbossShape(concurrency);
+    const { workers } = pgbossShape(concurrency);
     const boss = new PgBoss({ connectionString: url, schema: PGBOSS_SCHEMA, max: Math.max(10, workers + 4) });
     watchBoss(boss, []);
     const client = await pgClient(url);
@@ -377,11 +388,7 @@ const pgboss: Peer = {
 
       const handled = counter(jobs);
       const t0 = performance.now();
-      await boss.work(
-        queue,
-        { batchSize, localConcurrency: workers, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 },
-        async (batch) => handled.hit(batch.length),
-      );
+      await boss.work(queue, pgbossThroughputWork(concurrency), async (batch) => handled.hit(batch.length));
       await handled.done('pg-boss drain');
       // The batch is completed by pg-boss right after the handler returns.
       await until0('pg-boss drain', left);

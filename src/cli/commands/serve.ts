@@ -11,6 +11,9 @@ import { commandConfig } from '../settings.js';
 import { startApi } from './api.js';
 import { redactUrl } from '../../config.js';
 
+/** Signals closer than this to the first one are its echo (npm forwarding a terminal's Ctrl-C), not a second request. */
+const SAME_SIGNAL_MS = 1_000;
+
 /**
  * `spool serve`: the HTTP API, workers for a task folder and maintenance in
  * one process (the container's default command). With no DATABASE_URL it
@@ -21,9 +24,6 @@ import { redactUrl } from '../../config.js';
  * close, and the embedded database stops last; exit code 0. A second signal
  * stops the database at once and exits 130.
  */
-/** Signals closer than this to the first one are its echo (npm forwarding a terminal's Ctrl-C), not a second request. */
-const SAME_SIGNAL_MS = 1_000;
-
 export function registerServe(program: Command): void {
   withWorkerFlags(
     program
