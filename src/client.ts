@@ -1,3 +1,5 @@
+import { LimitStore } from './flow/limits.js';
+import { ScheduleStore } from './schedules/store.js';
 import postgres from 'postgres';
 import { Kysely } from 'kysely';
 import { PostgresJSDialect } from 'kysely-postgres-js';
@@ -90,6 +92,11 @@ export class Spool {
   /** Where this Spool's enqueues, workers and API report metrics, if anywhere. */
   readonly metrics: SpoolMetrics | undefined;
 
+  /** Flow limits: concurrency, rate, group weights, fairness (docs/flow-control.md). */
+  readonly limits: LimitStore;
+  /** Cron schedules (docs/flow-control.md). */
+  readonly schedules: ScheduleStore;
+
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
   readonly #untrackPool: (() => void) | undefined;
@@ -128,6 +135,8 @@ export class Spool {
     this.channel = channelFor(this.schema);
     const q = quoteSchema(this.schema);
     this.quotedSchema = q;
+    this.limits = new LimitStore(this.#pool, q);
+    this.schedules = new ScheduleStore(this.#pool, this.sql, q);
     this.#statements = {
       enqueue: enqueueSql(q),
       cancel: cancelSql(q),

@@ -8,6 +8,7 @@ import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.
 import { LOG_FORMATS } from './observability/logger.js';
 import { NAME_PATTERN } from './job-fields.js';
 import { UNKNOWN_KINDS } from './kinds/catalog.js';
+import { limitsConfigSchema } from './flow/limits.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -154,6 +155,23 @@ export const SETTINGS = {
     default: true,
     schema: flag('expected true or false'),
     describe: 'Prometheus metrics: GET /metrics on the API, and on metricsPort for `spool work`',
+  },
+  limits: {
+    env: 'SPOOL_LIMITS',
+    schema: z
+      .union([
+        z.string().transform((text, ctx) => {
+          try {
+            return JSON.parse(text) as unknown;
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'expected JSON, e.g. {"queues":{"mail":{"rate":"20/1s"}}}' });
+            return z.NEVER;
+          }
+        }),
+        z.record(z.string(), z.unknown()),
+      ], { error: 'expected { "queues": {...}, "kinds": {...}, "groups": {...} } of limit settings' })
+      .pipe(limitsConfigSchema),
+    describe: 'flow limits applied at start of serve and work (docs/flow-control.md): {"queues":{"<q>":{"concurrency":5,"rate":"20/1s","fair":true}},"kinds":{...},"groups":{"<g>":{"weight":2}}}; limiters the config set before and no longer names are removed',
   },
   metricsPort: {
     env: 'SPOOL_METRICS_PORT',

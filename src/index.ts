@@ -56,3 +56,12 @@ export { createApp, type ApiOptions } from './api/app.js';
 export { type PruneReport } from './maintenance/pruner.js';
 export { type DoctorReport } from './health/doctor.js';
 export { startApiServer, type ApiServer } from './api/server.js';
+export {
+  defineSchedule,
+  isScheduleDefinition,
+  CATCH_UP_GRACE_MS,
+  type ScheduleInput,
+  type ScheduleDefinition,
+} from './schedules/schedule.js';
+export { type Schedule, ScheduleNotFoundError } from './schedules/store.js';
+export { type Limit, type LimitScope, type LimitSettings, type LimitsConfig, type GroupInfo, LIMIT_SCOPES, parseRate } from './flow/limits.js';

@@ -64,3 +64,11 @@ export const uniqueKeySchema = z
   .max(512, { error: 'must be at most 512 characters' })
   .refine(noNul, { error: NUL_RULE });
 
+
+/** A job's group (sql/0006 `group_name`): 1-128 characters, no control characters. */
+export const groupSchema = z
+  .string({ error: 'expected a string, e.g. the tenant or customer id' })
+  .min(1, { error: 'must not be empty (omit it for no group)' })
+  .max(128, { error: 'must be at most 128 characters' })
+  // eslint-disable-next-line no-control-regex
+  .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), { error: 'must not contain control characters' });

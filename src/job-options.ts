@@ -12,6 +12,7 @@ import {
   tagsSchema,
   uniqueKeySchema,
   NUL_RULE,
+  groupSchema,
 } from './job-fields.js';
 
 const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
@@ -35,6 +36,7 @@ export const jobOptionFields = {
   maxAttempts: maxAttemptsSchema.optional(),
   timeoutMs: timeoutMsSchema.optional(),
   uniqueKey: uniqueKeySchema.optional(),
+  group: groupSchema.optional(),
   tags: tagsSchema.optional(),
   metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
 };
@@ -73,6 +75,11 @@ export interface JobOptions {
   timeoutMs?: number;
   /** At most one unfinished job per (queue, uniqueKey): a second enqueue returns the first job's id. */
   uniqueKey?: string;
+  /**
+   * The job's group, e.g. the tenant or customer id: a fair queue shares its
+   * claims out across groups by weight, and group limits count it (docs/flow-control.md).
+   */
+  group?: string;
   tags?: string[];
   /** Free-form JSON object stored with the job (trace context, correlation ids). */
   metadata?: Record<string, unknown>;
@@ -132,6 +139,7 @@ export function jobInput(
   if (o.delayMs !== undefined) element.delay_ms = o.delayMs;
   if (o.timeoutMs !== undefined) element.timeout_ms = o.timeoutMs;
   if (o.uniqueKey !== undefined) element.unique_key = o.uniqueKey;
+  if (o.group !== undefined) element.group = o.group;
   if (tags !== undefined) element.tags = tags;
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };

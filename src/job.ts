@@ -53,6 +53,8 @@ export interface Job<Payload = unknown> {
   startedAt: Date | null;
   finishedAt: Date | null;
   cancelRequestedAt: Date | null;
+  /** The job's group (a tenant, a customer): fair share and group limits; null for none. */
+  group: string | null;
 }
 
 /** The columns of `jobs` as PostgreSQL returns them. */
@@ -79,6 +81,7 @@ export interface JobRow {
   started_at: Date | null;
   finished_at: Date | null;
   cancel_requested_at: Date | null;
+  group_key: string | null;
 }
 
 /** Maps a `jobs` row to the public `Job` shape. */
@@ -106,6 +109,7 @@ export function toJob(row: JobRow): Job {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     cancelRequestedAt: row.cancel_requested_at,
+    group: row.group_key ?? null,
   };
 }
 

@@ -16,6 +16,7 @@ import { registerJobRoutes } from './routes/jobs.js';
 import { registerQueueRoutes } from './routes/queues.js';
 import { registerKindRoutes } from './routes/kinds.js';
 import { registerMaintenanceRoutes } from './routes/maintenance.js';
+import { registerFlowRoutes } from './routes/flow.js';
 import { KindCatalog, type UnknownKinds } from '../kinds/catalog.js';
 import { postgresExecutor } from '../db/executor.js';
 
@@ -148,6 +149,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerDeadRoutes(app, ctx);
   registerKindRoutes(app, ctx);
   registerMaintenanceRoutes(app, ctx);
+  registerFlowRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected } = problemFor(error);

@@ -20,7 +20,17 @@ import {
   queueStateResponse,
   readyResponse,
   replayResponse,
+  groupsResponse,
+  limitEnvelope,
+  limitsQuery,
+  limitsResponse,
+  removedResponse,
+  scheduleBody,
+  scheduleEnvelope,
+  schedulesResponse,
+  triggerResponse,
 } from './schemas.js';
+import { limitSettingsSchema } from '../flow/limits.js';
 
 type Status = '200' | '201' | '400' | '404' | '409' | '413' | '415' | '503';
 
@@ -109,6 +119,43 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
   },
   '/dead/replay': {
     post: { summary: 'Replay dead jobs by ids or filter (all: true for every one).', body: deadSelection, ok: { '200': replayResponse }, errors: ['400', '415', '503'] },
+  },
+  '/schedules': {
+    get: { summary: 'Every cron schedule with its next and last tick.', ok: { '200': schedulesResponse }, errors: ['503'] },
+  },
+  '/schedules/{name}': {
+    get: { summary: 'One schedule and its next 5 ticks.', path: ['name'], ok: { '200': scheduleEnvelope }, errors: ['404', '503'] },
+    put: {
+      summary: 'Create or update a schedule (a changed cron or zone starts from the next tick after now; the paused state is kept unless given).',
+      path: ['name'],
+      body: scheduleBody,
+      ok: { '200': scheduleEnvelope },
+      errors: ['400', '415', '503'],
+    },
+    delete: { summary: 'Remove a schedule (its jobs stay).', path: ['name'], ok: { '200': removedResponse }, errors: ['404', '503'] },
+  },
+  '/schedules/{name}/pause': { post: { summary: 'No more ticks until resumed.', path: ['name'], ok: { '200': scheduleEnvelope }, errors: ['404', '503'] } },
+  '/schedules/{name}/resume': { post: { summary: 'Tick again from the next tick after now (missed ticks are not caught up).', path: ['name'], ok: { '200': scheduleEnvelope }, errors: ['404', '503'] } },
+  '/schedules/{name}/trigger': { post: { summary: 'Enqueue one job of the schedule now, outside its ticks.', path: ['name'], ok: { '201': triggerResponse }, errors: ['404', '503'] } },
+  '/limits': {
+    get: { summary: 'Flow limits: concurrency and rate per queue, kind or group; group weights; queue fairness.', query: limitsQuery, ok: { '200': limitsResponse }, errors: ['400', '503'] },
+  },
+  '/limits/{scope}/{name}': {
+    put: {
+      summary: 'Set a limiter (scope queue, kind or group), replacing its settings; every worker applies it at once.',
+      path: ['scope', 'name'],
+      body: limitSettingsSchema,
+      ok: { '200': limitEnvelope },
+      errors: ['400', '415', '503'],
+    },
+    delete: { summary: 'Remove a limiter.', path: ['scope', 'name'], ok: { '200': removedResponse }, errors: ['400', '503'] },
+  },
+  '/groups': {
+    get: { summary: 'Per group: jobs waiting, scheduled and running, its weight and limits.', ok: { '200': groupsResponse }, errors: ['503'] },
+  },
+  '/groups/{name}': {
+    put: { summary: 'Set a group\'s weight, concurrency and rate (as PUT /limits/group/{name}).', path: ['name'], body: limitSettingsSchema, ok: { '200': limitEnvelope }, errors: ['400', '415', '503'] },
+    delete: { summary: 'Remove a group\'s weight and limits.', path: ['name'], ok: { '200': removedResponse }, errors: ['400', '503'] },
   },
   '/healthz': { get: { summary: 'The process is alive.', ok: { '200': healthResponse }, errors: [] } },
   '/readyz': {

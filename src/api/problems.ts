@@ -9,6 +9,7 @@ import {
   type FieldIssue,
 } from '../errors.js';
 import { isDatabaseDown } from '../db/errors.js';
+import { ScheduleNotFoundError } from '../schedules/store.js';
 
 /** The body of every error response: `{ "error": { code, message, details, requestId } }`. */
 export interface Problem {
@@ -44,6 +45,7 @@ export function problemFor(error: unknown): { status: ContentfulStatusCode; prob
   if (error instanceof ApiProblem) return make(error.status, error.code, error.message, error.details);
   if (error instanceof ValidationError) return make(400, 'invalid_input', error.message, error.issues);
   if (error instanceof JobNotFoundError) return make(404, 'not_found', error.message);
+  if (error instanceof ScheduleNotFoundError) return make(404, 'not_found', error.message);
   if (error instanceof IllegalTransitionError) return make(409, 'illegal_transition', error.message);
   if (error instanceof UniqueConflictError) return make(409, 'unique_conflict', error.message);
   if (error instanceof SpoolError) return make(400, error.code, error.message);

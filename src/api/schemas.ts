@@ -104,6 +104,7 @@ export const jobResponse = z.object({
   startedAt: timestamp.nullable(),
   finishedAt: timestamp.nullable(),
   cancelRequestedAt: timestamp.nullable(),
+  group: z.string().nullable().describe('fair-share and limit group (e.g. the tenant); null for none'),
 });
 
 // The documented shape and the client's Job must name the same fields.
@@ -171,4 +172,46 @@ export const problemResponse = z.object({
     details: z.array(z.object({ path: z.string(), message: z.string() })),
     requestId: z.string(),
   }),
+});
+
+// ---- Schedules and limits (docs/flow-control.md) ----
+
+/** `PUT /schedules/:name`: the schedule, with its job as a kind name. */
+export const scheduleBody = z.strictObject({
+  cron: z.string({ error: 'expected a cron pattern, e.g. "0 * * * *"' }).describe('5 fields, or 6 with seconds first (croner syntax)'),
+  timezone: z.string().optional().describe('IANA zone the pattern is read in (UTC)'),
+  kind: z.string({ error: 'expected the kind to enqueue at each tick' }),
+  payload: z.unknown().optional(),
+  options: z.record(z.string(), z.unknown()).optional().describe('each tick\'s job options: queue, priority, maxAttempts, timeoutMs, tags, group, metadata'),
+  jitterMs: z.number().int().optional().describe('a tick\'s job is due up to this many ms after the tick, at random (0)'),
+  overlap: z.enum(['allow', 'skip']).optional().describe('skip: no job while the last tick\'s job is unfinished (allow)'),
+  catchUp: z.enum(['none', 'latest', 'all']).optional().describe('ticks missed while no leader ran (none; a tick up to 60 s late still runs)'),
+  paused: z.boolean().optional(),
+});
+
+const scheduleResponseShape = z.object({
+  name: z.string(), cron: z.string(), timezone: z.string(), kind: z.string(), payload: z.unknown(), options: z.record(z.string(), z.unknown()),
+  jitterMs: z.number().int(), overlap: z.enum(['allow', 'skip']), catchUp: z.enum(['none', 'latest', 'all']), paused: z.boolean(),
+  nextRunAt: timestamp.nullable(), lastRunAt: timestamp.nullable(), lastJobId: z.string().nullable(), lastError: z.string().nullable(),
+  source: z.string().describe('code (defineSchedule), api, cli or sql'), createdAt: timestamp, updatedAt: timestamp,
+});
+export const schedulesResponse = z.object({ schedules: z.array(scheduleResponseShape) });
+export const scheduleEnvelope = z.object({ schedule: scheduleResponseShape.extend({ nextRuns: z.array(timestamp).optional().describe('the next 5 ticks; none while paused') }) });
+export const triggerResponse = z.object({ jobId: z.string() });
+export const removedResponse = z.object({ removed: z.boolean() });
+
+const limitResponseShape = z.object({
+  scope: z.enum(['queue', 'kind', 'group']), name: z.string(), concurrency: z.number().int().nullable(),
+  rate: z.object({ limit: z.number().int(), windowMs: z.number().int() }).nullable(), weight: z.number().int(), fair: z.boolean(),
+  source: z.string(), updatedAt: timestamp,
+});
+export const limitsResponse = z.object({ limits: z.array(limitResponseShape) });
+export const limitEnvelope = z.object({ limit: limitResponseShape });
+export const limitsQuery = z.strictObject({ scope: z.enum(['queue', 'kind', 'group'], { error: 'expected queue, kind or group' }).optional() });
+export const groupsResponse = z.object({
+  groups: z.array(z.object({
+    group: z.string(), waiting: z.number().int(), scheduled: z.number().int(), running: z.number().int(), weight: z.number().int(),
+    concurrency: z.number().int().nullable(), rate: z.object({ limit: z.number().int(), windowMs: z.number().int() }).nullable(),
+    configured: z.boolean().describe('it has a limits row (a weight or a limit)'),
+  })),
 });

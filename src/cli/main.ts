@@ -18,6 +18,8 @@ import { registerConfig } from './commands/config.js';
 import { registerKinds } from './commands/kinds.js';
 import { registerPrune } from './commands/prune.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerSchedules } from './commands/schedules.js';
+import { registerLimits } from './commands/limits.js';
 
 const program = new Command()
   .name('spool')
@@ -43,6 +45,8 @@ registerEnqueue(program);
 registerKinds(program);
 registerPrune(program);
 registerDoctor(program);
+registerSchedules(program);
+registerLimits(program);
 registerConfig(program);
 
 try {

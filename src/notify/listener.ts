@@ -4,7 +4,9 @@ import type { Logger } from '../observability/logger.js';
 /** What arrives on a schema's channel (see docs/schema.md, "Trigger and NOTIFY"). */
 export type Notification =
   | { type: 'jobs'; queues: string[] | null; scheduled: boolean }
-  | { type: 'cancel'; ids: string[] };
+  | { type: 'cancel'; ids: string[] }
+  /** A flow limit changed (sql/0006): reload which queues are under flow control. */
+  | { type: 'flow' };
 
 export interface ListenerOptions {
   channel: string;
@@ -151,8 +153,10 @@ export class Listener {
     if (channel !== this.#options.channel) return;
     let message: Notification;
     try {
-      const parsed = JSON.parse(payload) as { queues?: unknown; scheduled?: unknown; cancel?: unknown };
-      if (Array.isArray(parsed.cancel)) {
+      const parsed = JSON.parse(payload) as { queues?: unknown; scheduled?: unknown; cancel?: unknown; flow?: unknown };
+      if (parsed.flow === true) {
+        message = { type: 'flow' };
+      } else if (Array.isArray(parsed.cancel)) {
         message = { type: 'cancel', ids: parsed.cancel.map(String) };
       } else if ('queues' in parsed) {
         message = {

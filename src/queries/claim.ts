@@ -1,3 +1,5 @@
+import { underFlowControl } from './flow.js';
+
 // Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
 // float rather than format a timestamp, and the client reads a number rather than
 // parse a date string into a Date it would only compare. date_part, not extract:
@@ -7,7 +9,8 @@ const EPOCH_MS = (column: string) => `(date_part('epoch', ${column}) * 1000)`;
 
 /**
  * Claim: one statement takes up to $3 available jobs from the worker's
- * queues (skipping paused ones and kinds it has no handler for), in
+ * queues (skipping paused ones, queues under flow control, which
+ * claim_flow() claims, and kinds it has no handler for), in
  * priority, run_at, id order, and marks them running with a lease, the
  * worker's id and attempt + 1.
  * Locks: the claimed rows (FOR UPDATE SKIP LOCKED: rows other workers are
@@ -28,6 +31,7 @@ WITH active AS (
   SELECT wanted.name
     FROM unnest($1::text[]) AS wanted(name)
    WHERE NOT EXISTS (SELECT 1 FROM ${q}.queues p WHERE p.name = wanted.name AND p.paused)
+     AND NOT ${underFlowControl(q, 'wanted.name', '$2::text[]')}
 ), picked AS (
   SELECT c.ctid
     FROM active
@@ -99,4 +103,12 @@ export interface ClaimedRow {
   created_at_ms: number;
   /** When the claim took it, ms since the epoch (database time); returned only for the metrics (`startedAt`). */
   started_ms?: number;
+}
+
+/** A row of claim_flow(): a claimed job, or (id null) only the hint. */
+export interface FlowClaimedRow extends Omit<ClaimedRow, 'id'> {
+  id: string | null;
+  group_key: string | null;
+  /** ms until a rate limit that cut the claim refills; -1: a concurrency limit cut it; null: none did. */
+  retry_in_ms: number | string | null;
 }

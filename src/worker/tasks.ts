@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { defineJob, isJobDefinition, type AnyJobDefinition } from '../job.js';
+import { isScheduleDefinition, type ScheduleDefinition } from '../schedules/schedule.js';
 
 // `<kind>.js` / `.mjs` / `.cjs`, and `.ts` / `.mts` / `.cts` where Node can import TypeScript (tsx, type stripping).
 const TASK_FILE = /^([A-Za-z0-9_][A-Za-z0-9_.:-]*)\.([cm]?[jt]s)$/;
@@ -19,6 +20,14 @@ const TYPESCRIPT_HOWTO =
  * object. Test files (`*.test.*`) and declaration files are skipped.
  */
 export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
+  return (await loadTaskFolder(dir)).jobs;
+}
+
+/**
+ * A task folder's handlers, and its cron schedules: a task file may also
+ * export `schedules`, one `defineSchedule(...)` value or an array of them.
+ */
+export async function loadTaskFolder(dir: string): Promise<{ jobs: AnyJobDefinition[]; schedules: ScheduleDefinition[] }> {
   const folder = resolve(dir);
   let names: string[];
   try {
@@ -27,6 +36,7 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
     throw new ValidationError([{ path: 'tasks', message: `cannot read the task folder ${folder}: ${(error as Error).message}` }], 'task_invalid');
   }
   const definitions: AnyJobDefinition[] = [];
+  const schedules: ScheduleDefinition[] = [];
   const files = new Map<string, string>();
   for (const name of names.sort()) {
     const match = TASK_FILE.exec(name);
@@ -38,12 +48,22 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
     }
     files.set(kind, name);
     const file = join(folder, name);
-    definitions.push(toDefinition(kind, await importTask(file), file));
+    const module = await importTask(file);
+    definitions.push(toDefinition(kind, module.default, file));
+    if (module.schedules !== undefined) {
+      const list = Array.isArray(module.schedules) ? module.schedules : [module.schedules];
+      for (const schedule of list) {
+        if (!isScheduleDefinition(schedule)) {
+          throw new ValidationError([{ path: file, message: 'its `schedules` export must be defineSchedule(...) values (one, or an array)' }], 'task_invalid');
+        }
+        schedules.push(schedule);
+      }
+    }
   }
   if (definitions.length === 0) {
     throw new ValidationError([{ path: 'tasks', message: `no task files (<kind>.js, .mjs, .cjs, or .ts where Node imports TypeScript) in ${folder}` }], 'task_invalid');
   }
-  return definitions;
+  return { jobs: definitions, schedules };
 }
 
 /**
@@ -52,9 +72,9 @@ export async function loadTasks(dir: string): Promise<AnyJobDefinition[]> {
  * stack does; for a syntax error, `node --check` is asked, on this failure
  * path only, since ESM syntax errors carry no position).
  */
-async function importTask(file: string): Promise<unknown> {
+async function importTask(file: string): Promise<{ default?: unknown; schedules?: unknown }> {
   try {
-    return ((await import(pathToFileURL(file).href)) as { default?: unknown }).default;
+    return (await import(pathToFileURL(file).href)) as { default?: unknown; schedules?: unknown };
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'ERR_UNKNOWN_FILE_EXTENSION') throw new ValidationError([{ path: file, message: TYPESCRIPT_HOWTO }], 'task_invalid');

@@ -11,11 +11,14 @@ import { LeaderElector } from '../maintenance/leader.js';
 import { Promoter } from '../maintenance/promoter.js';
 import { Reaper } from '../maintenance/reaper.js';
 import { Pruner } from '../maintenance/pruner.js';
+import { Scheduler } from '../maintenance/scheduler.js';
+import { isScheduleDefinition, type ScheduleDefinition } from '../schedules/schedule.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
-import { claimSql, ORPHAN_SAMPLE, orphanKindsSql, type ClaimedRow } from '../queries/claim.js';
+import { claimSql, ORPHAN_SAMPLE, orphanKindsSql, type ClaimedRow, type FlowClaimedRow } from '../queries/claim.js';
+import { claimFlowSql, flowQueuesSql } from '../queries/flow.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
 import { progressSql } from '../queries/progress.js';
@@ -36,6 +39,10 @@ const CLAIMS_IN_FLIGHT = 2;
 export const PREFETCH_MAX_DEFAULT = 1_000;
 /** The prefetch buffer holds about this much work, at the recent average run time. */
 export const PREFETCH_WINDOW_MS = 100;
+/** How often a worker reloads which of its queues are under flow control, besides the NOTIFY a change sends. */
+const FLOW_REFRESH_MS = 5_000;
+/** While a concurrency limit keeps a queue full, how often to look again (plus jitter); a local outcome written looks at once. */
+const CONCURRENCY_RECHECK_MS = 250;
 
 const ms = (name: string, min = 1) =>
   z
@@ -46,6 +53,7 @@ const ms = (name: string, min = 1) =>
 
 const workerOptionsSchema = z.strictObject({
   jobs: z.array(z.unknown()).min(1, { error: 'give at least one job definition with a handler' }),
+  schedules: z.array(z.custom<ScheduleDefinition>(isScheduleDefinition, { error: 'expected a defineSchedule(...) value' })).optional(),
   queues: z.array(queueSchema).min(1, { error: 'give at least one queue, or omit it' }).optional(),
   concurrency: z.number().int({ error: 'expected a whole number' }).min(1, { error: 'must be at least 1' }).max(10_000).optional(),
   prefetch: z.number().int({ error: 'expected a whole number' }).min(0, { error: 'must be at least 0' }).max(10_000).optional(),
@@ -81,6 +89,12 @@ const workerOptionsSchema = z.strictObject({
 export interface WorkerOptions {
   /** Job definitions with handlers (`defineJob({ kind, schema, handler })`). Only their kinds are claimed. */
   jobs: AnyJobDefinition[];
+  /**
+   * Cron schedules (`defineSchedule(...)`) to create or update at start; the
+   * maintenance leader enqueues their ticks. A schedule removed from code
+   * stays until removed (`spool schedules remove`).
+   */
+  schedules?: ScheduleDefinition[];
   /** Queues to claim from; default: the queues of `jobs` (`default` for those without one). */
   queues?: string[];
   /** Jobs run at once by this worker (10). */
@@ -186,11 +200,11 @@ export class Worker {
   readonly #pool: postgres.Sql;
   readonly #executor: Executor;
   readonly #log: Logger;
-  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'pruneIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
+  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'schedules' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'pruneIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
     reapIntervalMs: number;
   };
   readonly #definitions: Map<string, AnyJobDefinition>;
-  readonly #statements: { claim: string; progress: string; unregister: string; orphans: string };
+  readonly #statements: { claim: string; claimFlow: string; flowQueues: string; progress: string; unregister: string; orphans: string };
   readonly #running = new Map<string, Execution>();
   /** Claimed, waiting for a free slot; in reverse claim order, so the next is pop()ped (shift() is O(n)). */
   #buffer: ClaimedRow[] = [];
@@ -207,6 +221,8 @@ export class Worker {
   readonly #promoter: Promoter | undefined;
   readonly #reaper: Reaper | undefined;
   readonly #pruner: Pruner | undefined;
+  readonly #scheduler: Scheduler | undefined;
+  readonly #schedules: ScheduleDefinition[];
   // flushes and staleWrites are the completer's own counters, added in `stats`.
   readonly #stats: Omit<WorkerStats, 'flushes' | 'staleWrites'> = {
     claims: 0, claimed: 0, completed: 0, retried: 0, dead: 0, cancelled: 0, released: 0, abandoned: 0, timedOut: 0, leasesLost: 0,
@@ -220,6 +236,13 @@ export class Worker {
   /** Moving average of recent run times, which sizes the prefetch buffer. */
   #averageRunMs = Number.POSITIVE_INFINITY;
   #pollTimer: NodeJS.Timeout | undefined;
+  /** This worker's queues under flow control (claimed with claim_flow), reloaded on a `flow` NOTIFY and every FLOW_REFRESH_MS. */
+  #flowQueues = new Set<string>();
+  #flowTimer: NodeJS.Timeout | undefined;
+  /** A wake-up at the moment a rate limit refills (or a concurrency recheck). */
+  #limitTimer: NodeJS.Timeout | undefined;
+  /** The last flow claim was cut by a concurrency limit: claim again once a local outcome is written. */
+  #concurrencyBound = false;
   #pollDelay: number;
   #stopping: Promise<void> | undefined;
   #signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
@@ -228,6 +251,12 @@ export class Worker {
     const parsed = workerOptionsSchema.safeParse(options);
     if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
     this.#definitions = new Map();
+    this.#schedules = options.schedules ?? [];
+    const scheduleNames = new Set<string>();
+    this.#schedules.forEach((schedule, index) => {
+      if (scheduleNames.has(schedule.name)) throw new ValidationError([{ path: `schedules.${index}.name`, message: `schedule ${schedule.name} is given twice` }]);
+      scheduleNames.add(schedule.name);
+    });
     options.jobs.forEach((job, index) => {
       if (!isJobDefinition(job)) {
         throw new ValidationError([{ path: `jobs.${index}`, message: 'expected a defineJob(...) value' }]);
@@ -294,7 +323,14 @@ export class Worker {
     this.#pollDelay = this.#options.pollIntervalMs;
 
     const q = spool.quotedSchema;
-    this.#statements = { claim: claimSql(q, { startedAt: this.#metrics !== undefined }), progress: progressSql(q), unregister: unregisterSql(q), orphans: orphanKindsSql(q) };
+    this.#statements = {
+      claim: claimSql(q, { startedAt: this.#metrics !== undefined }),
+      claimFlow: claimFlowSql(q),
+      flowQueues: flowQueuesSql(q),
+      progress: progressSql(q),
+      unregister: unregisterSql(q),
+      orphans: orphanKindsSql(q),
+    };
     this.#listener = new Listener(spool.connectionSettings(), {
       channel: spool.channel,
       log: this.#log,
@@ -353,6 +389,7 @@ export class Worker {
         log: this.#log,
         onReaped: metrics ? (job) => metrics.rescued(job.queue, job.kind) : undefined,
       });
+      this.#scheduler = new Scheduler({ sql: this.#pool, quotedSchema: q, log: this.#log });
       this.#pruner = new Pruner({ executor, quotedSchema: q, schema: spool.schema, intervalMs: options.pruneIntervalMs, log: this.#log });
       this.#elector = new LeaderElector({
         executor,
@@ -365,10 +402,12 @@ export class Worker {
             this.#promoter!.start();
             this.#reaper!.start();
             this.#pruner!.start();
+            this.#scheduler!.start();
           } else {
             void this.#promoter!.stop();
             void this.#reaper!.stop();
             void this.#pruner!.stop();
+            void this.#scheduler!.stop();
           }
         },
       });
@@ -396,8 +435,8 @@ export class Worker {
   }
 
   /** The background services, for tests that wait for a run. */
-  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; pruner?: Pruner; listener: Listener } {
-    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, pruner: this.#pruner, listener: this.#listener };
+  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; pruner?: Pruner; scheduler?: Scheduler; listener: Listener } {
+    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, pruner: this.#pruner, scheduler: this.#scheduler, listener: this.#listener };
   }
 
   async start(): Promise<void> {
@@ -409,11 +448,13 @@ export class Worker {
       removeOnComplete: this.#options.removeOnComplete,
       queue: this.queues[0],
     });
+    if (this.#schedules.length > 0) await this.#spool.schedules.upsert(this.#schedules, 'code');
     this.#state = 'running';
     await this.#listener.start().catch((error: Error) => {
       // Not fatal: the poll still finds jobs, and the listener keeps retrying.
       this.#log.error({ err: error }, 'could not LISTEN; relying on polling until it can');
     });
+    await this.#refreshFlowQueues();
     this.#heartbeat.start();
     this.#elector?.start();
     if (this.#metrics) {
@@ -449,6 +490,8 @@ export class Worker {
     this.#state = 'stopping';
     this.#removeSignalHandlers();
     clearTimeout(this.#pollTimer);
+    clearTimeout(this.#flowTimer);
+    clearTimeout(this.#limitTimer);
     this.#log.info({ in_flight: this.#running.size, grace_ms: graceMs }, 'worker stopping');
     await Promise.all(this.#claims);
     // Claimed but never started: back to the queue at once, attempt not used.
@@ -466,6 +509,7 @@ export class Worker {
     await this.#promoter?.stop();
     await this.#reaper?.stop();
     await this.#pruner?.stop();
+    await this.#scheduler?.stop();
     await this.#executor.query(this.#statements.unregister, [this.id]).catch(() => {});
     await this.#listener.stop();
     await this.#pool.end({ timeout: 5 });
@@ -487,6 +531,13 @@ export class Worker {
   #onNotification(message: Notification): void {
     if (message.type === 'cancel') {
       this.#abort(message.ids, 'cancel');
+      return;
+    }
+    if (message.type === 'flow') {
+      void this.#refreshFlowQueues().then(() => {
+        this.#backlog = true;
+        this.#wake();
+      });
       return;
     }
     if (message.scheduled) this.#promoter?.trigger();
@@ -546,10 +597,69 @@ export class Worker {
     this.#claims.add(claim);
   }
 
+  /** Reloads which of this worker's queues are under flow control; keeps the last list if the database does not answer. */
+  async #refreshFlowQueues(): Promise<void> {
+    clearTimeout(this.#flowTimer);
+    try {
+      const rows = await this.#executor.query<{ queue: string }>(this.#statements.flowQueues, [this.queues, this.kinds]);
+      this.#flowQueues = new Set(rows.map((row) => row.queue));
+    } catch (error) {
+      this.#log.debug({ err: error }, 'could not reload the queues under flow control');
+    }
+    if (this.#state !== 'running') return;
+    this.#flowTimer = setTimeout(() => void this.#refreshFlowQueues(), FLOW_REFRESH_MS);
+    this.#flowTimer.unref();
+  }
+
+  /**
+   * The plain claim for the queues without flow control, then claim_flow()
+   * for each queue under it while there is room. Returns the rows and, when
+   * a limit cut a flow claim, when to look again (ms; -1: a concurrency limit).
+   */
+  async #claimRows(limit: number): Promise<{ rows: ClaimedRow[]; retryMs: number | undefined }> {
+    if (this.#flowQueues.size === 0) {
+      return { rows: await this.#executor.query<ClaimedRow>(this.#statements.claim, [this.queues, this.kinds, limit, this.id, this.#options.leaseMs]), retryMs: undefined };
+    }
+    const plain = this.queues.filter((queue) => !this.#flowQueues.has(queue));
+    const rows = plain.length > 0
+      ? await this.#executor.query<ClaimedRow>(this.#statements.claim, [plain, this.kinds, limit, this.id, this.#options.leaseMs])
+      : [];
+    let retryMs: number | undefined;
+    for (const queue of this.queues) {
+      if (!this.#flowQueues.has(queue) || rows.length >= limit) continue;
+      const got = await this.#executor.query<FlowClaimedRow>(this.#statements.claimFlow, [queue, this.kinds, limit - rows.length, this.id, this.#options.leaseMs]);
+      for (const row of got) {
+        if (row.retry_in_ms !== null) {
+          const hint = Number(row.retry_in_ms);
+          retryMs = retryMs === undefined ? hint : hint === -1 ? retryMs : retryMs === -1 ? hint : Math.min(retryMs, hint);
+        }
+        if (row.id !== null) rows.push(row as ClaimedRow);
+      }
+    }
+    return { rows, retryMs };
+  }
+
+  /** Wakes when a limit that cut the last claim may let more start: at the refill (plus jitter), or soon for a concurrency limit. */
+  #scheduleLimitWake(retryMs: number | undefined): void {
+    this.#concurrencyBound = retryMs === -1;
+    if (retryMs === undefined) return;
+    clearTimeout(this.#limitTimer);
+    // Jitter, so that many workers waiting on one limiter do not all claim at the same instant.
+    const base = retryMs === -1 ? CONCURRENCY_RECHECK_MS : retryMs;
+    const delay = base + Math.random() * Math.min(50, 5 + base * 0.05);
+    this.#limitTimer = setTimeout(() => {
+      this.#backlog = true;
+      this.#wake();
+    }, Math.min(delay, this.#options.pollIntervalMs));
+    this.#limitTimer.unref();
+  }
+
   async #claimUpTo(limit: number): Promise<void> {
     let rows: ClaimedRow[];
     try {
-      rows = await this.#executor.query<ClaimedRow>(this.#statements.claim, [this.queues, this.kinds, limit, this.id, this.#options.leaseMs]);
+      const claimed = await this.#claimRows(limit);
+      rows = claimed.rows;
+      this.#scheduleLimitWake(claimed.retryMs);
     } catch (error) {
       this.#log.error({ err: error }, 'claim failed; retrying at the next poll');
       this.#backlog = false;
@@ -570,8 +680,13 @@ export class Worker {
       row.id = String(row.id);
       this.#held.set(row.id, row.attempt);
     }
-    // Buffered jobs start in claim order: priority, run_at, id.
-    this.#buffer = this.#buffer.length === 0 ? rows.reverse() : [...this.#buffer, ...rows].sort((a, b) => claimOrder(b, a));
+    // Buffered jobs start in claim order: priority, run_at, id. With flow
+    // control, a batch starts after the ones before it: merged by id, a fair
+    // claim's jobs of a group enqueued late would wait behind every older job
+    // of the big groups that later claims bring in.
+    if (this.#buffer.length === 0) this.#buffer = rows.reverse();
+    else if (this.#flowQueues.size > 0) this.#buffer = [...rows.reverse(), ...this.#buffer];
+    else this.#buffer = [...this.#buffer, ...rows].sort((a, b) => claimOrder(b, a));
     this.#startBuffered();
   }
 
@@ -657,6 +772,11 @@ export class Worker {
       if (this.#metrics) this.#countWritten(outcome as TaggedOutcome, appliedState(exceptions, outcome));
       // An outcome is pushed once its attempt left #running, so the lease is no longer needed.
       this.#held.delete(outcome.id);
+    }
+    // A concurrency limit held the last claim back: these jobs no longer count against it.
+    if (this.#concurrencyBound && outcomes.length > 0) {
+      this.#backlog = true;
+      this.#wake();
     }
   }
 

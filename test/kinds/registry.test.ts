@@ -117,9 +117,10 @@ describe('the kind registry', () => {
   });
 
   it('a job enqueued by name alone gets the kind\'s maxAttempts: 3 attempts, then dead (not 25)', async () => {
+    // Emptied before the worker starts: its first claim would take the earlier tests' jobs.
+    await db.sql`DELETE FROM spool.jobs`;
     const running = await db.spool.work({ jobs: [invoice], logger: quiet, handleSignals: false, pollIntervalMs: 50 });
     try {
-      await db.sql`DELETE FROM spool.jobs`;
       const { id } = await db.spool.enqueue('invoice.send', PAYLOAD);
       // Backoff kept short by moving the retry's run_at to now.
       const dead = await waitFor(async () => {

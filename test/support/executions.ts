@@ -13,7 +13,8 @@ export async function createExecutionsTable(sql: postgres.Sql): Promise<void> {
       job_id   bigint NOT NULL,
       attempt  integer NOT NULL,
       worker   text NOT NULL,
-      at       timestamptz NOT NULL DEFAULT clock_timestamp()
+      at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+      ended_at timestamptz
     )`);
 }
 

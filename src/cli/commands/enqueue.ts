@@ -11,6 +11,7 @@ interface EnqueueFlags {
   queue?: string;
   runAt?: string;
   priority?: string;
+  group?: string;
   json?: boolean;
 }
 
@@ -24,6 +25,7 @@ export function registerEnqueue(program: Command): void {
     .option('--queue <queue>', 'where it waits (default: the kind\'s registered queue, else "default")')
     .option('--run-at <iso>', 'run no earlier than this ISO 8601 time with a zone, e.g. 2030-01-01T09:00:00Z')
     .option('--priority <n>', 'lower runs first, -32768..32767 (default: the kind\'s, else 0)')
+    .option('--group <group>', 'its group (tenant, customer) for fair share and group limits')
     .option('--json', 'print { id, duplicate } as JSON')
     .action(async (kind: string, payloadText: string, flags: EnqueueFlags, command: Command) => {
       const payload = parsePayload(payloadText);
@@ -31,6 +33,7 @@ export function registerEnqueue(program: Command): void {
         queue: optionalFlag('--queue', jobOptionsSchema.shape.queue, flags.queue),
         runAt: optionalFlag('--run-at', jobOptionsSchema.shape.runAt, flags.runAt),
         priority: optionalFlag('--priority', jobOptionsSchema.shape.priority, flags.priority, { integer: true }),
+        group: optionalFlag('--group', jobOptionsSchema.shape.group, flags.group),
       };
       const { config } = commandConfig(command);
       const result = await withSpool(command, async (spool) => {

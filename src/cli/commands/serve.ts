@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../db/embedded.js';
 import { processObservability } from '../observability.js';
-import { loadTasks } from '../../worker/tasks.js';
+import { loadTaskFolder } from '../../worker/tasks.js';
 import type { Worker } from '../../worker/worker.js';
 import type { ApiServer } from '../../api/server.js';
 import { nextStopSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
@@ -36,7 +36,7 @@ export function registerServe(program: Command): void {
     const { config } = commandConfig(command, flags);
     const observability = await processObservability(config);
     const { log } = observability;
-    const jobs = config.tasks ? await loadTasks(config.tasks) : [];
+    const { jobs, schedules } = config.tasks ? await loadTaskFolder(config.tasks) : { jobs: [], schedules: [] };
     if (jobs.length === 0) log.warn('no --tasks (SPOOL_TASKS): this process runs the API only, no workers or maintenance');
 
     let embedded: EmbeddedPostgres | undefined;
@@ -53,7 +53,8 @@ export function registerServe(program: Command): void {
     let server: ApiServer | undefined;
     try {
       await spool.migrate();
-      if (jobs.length > 0) worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
+      if (config.limits) await spool.limits.applyConfig(config.limits);
+      if (jobs.length > 0) worker = await spool.work({ jobs, schedules, ...workerSettings(config), logger: log, handleSignals: false });
       server = await startApi(config, spool, log, worker ? () => worker!.listening : undefined);
       if (worker) process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
       await nextStopSignal(log);

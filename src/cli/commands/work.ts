@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createSpool } from '../../client.js';
 import { isPortInUse, startMetricsServer } from '../../observability/metrics-server.js';
 import { processObservability } from '../observability.js';
-import { loadTasks } from '../../worker/tasks.js';
+import { loadTaskFolder } from '../../worker/tasks.js';
 import { commandConfig, requireDatabaseUrl } from '../settings.js';
 import { nextStopSignal, requireTasks, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
@@ -18,7 +18,7 @@ export function registerWork(program: Command): void {
       const url = requireDatabaseUrl(config);
       const observability = await processObservability(config);
       const { log, metrics } = observability;
-      const jobs = await loadTasks(requireTasks(config));
+      const { jobs, schedules } = await loadTaskFolder(requireTasks(config));
       const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics });
       let metricsServer: { port: number; close(): Promise<void> } | undefined;
       try {
@@ -37,7 +37,8 @@ export function registerWork(program: Command): void {
           metricsServer = server;
           log.info({ host: config.host, port: server.port }, 'metrics on GET /metrics');
         }
-        const worker = await spool.work({ jobs, ...workerSettings(config), logger: log, handleSignals: false });
+        if (config.limits) await spool.limits.applyConfig(config.limits);
+        const worker = await spool.work({ jobs, schedules, ...workerSettings(config), logger: log, handleSignals: false });
         await nextStopSignal(log);
         await worker.stop();
       } finally {
