@@ -7,9 +7,10 @@
  * 2. prompt start: group A has 200,000 jobs queued, then groups B-K get 100
  *    each; c50; fairness off and on: B-K's start delay (started_at -
  *    created_at, database time) p50 / p99 / max.
- * 3. shares while all are backlogged: 10 groups of 20,000, equal weights
- *    (Jain's index of per-group starts), and 3 groups weighted 1:2:4 (each
- *    share against its weight), over the first 5 seconds of a c50 drain.
+ * 3. shares while all are backlogged: 10 groups of 30,000, equal weights
+ *    (Jain's index of per-group starts), and 3 groups of 100,000 weighted
+ *    1:2:4 (each share against its weight), over the first 2 seconds of a
+ *    c50 drain (every group still has jobs waiting at the end).
  * 4. rate limit: 4 worker processes on one queue limited to N per second:
  *    the most starts in any 1-second window (from started_at).
  *
@@ -28,12 +29,9 @@ const RATE = Number(process.env.RATE ?? 500);
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-async function enqueueGroups(spool: Spool, kind: string, count: number, group: (i: number) => string | undefined): Promise<void> {
+async function enqueueGroups(spool: Spool, kind: string, queue: string, count: number, group: (i: number) => string): Promise<void> {
   for (let done = 0; done < count; done += 10_000) {
-    await spool.enqueueMany(Array.from({ length: Math.min(10_000, count - done) }, (_, i) => {
-      const g = group(done + i);
-      return g === undefined ? { job: kind, payload: { n: done + i } } : { job: kind, payload: { n: done + i }, group: g };
-    }));
+    await spool.enqueueMany(Array.from({ length: Math.min(10_000, count - done) }, (_, i) => ({ job: kind, payload: { n: done + i }, queue, group: group(done + i) })));
   }
 }
 
@@ -45,7 +43,7 @@ async function reset(spool: Spool): Promise<void> {
 
 async function drainRun(spool: Spool, flow: boolean): Promise<number> {
   await reset(spool);
-  await enqueueGroups(spool, 'bench.noop', 50_000, (i) => `g${i % 100}`);
+  await enqueueGroups(spool, 'bench.noop', 'default', 50_000, (i) => `g${i % 100}`);
   if (flow) {
     await spool.limits.set('queue', 'default', { rate: { limit: 1_000_000, windowMs: 1000 }, fair: true });
   }
@@ -68,7 +66,7 @@ async function work(spool: Spool, until: () => Promise<boolean>): Promise<void> 
 async function promptStart(spool: Spool, fair: boolean): Promise<{ p50: number; p99: number; max: number; aLeft: number }> {
   await reset(spool);
   if (fair) await spool.limits.set('queue', 'fairq', { fair: true });
-  await enqueueGroups(spool, 'bench.fair', 200_000, () => 'A');
+  await enqueueGroups(spool, 'bench.fair', 'fairq', 200_000, () => 'A');
   await spool.sql`VACUUM ANALYZE spool.jobs`;
   let enqueuedSmall = false;
   await work(spool, async () => {
@@ -76,7 +74,7 @@ async function promptStart(spool: Spool, fair: boolean): Promise<{ p50: number; 
       // Once the drain of A is under way.
       const [{ n }] = (await spool.sql`SELECT count(*)::int AS n FROM spool.job_history`) as unknown as [{ n: number }];
       if (n < 5_000) return false;
-      for (const g of 'BCDEFGHIJK') await enqueueGroups(spool, 'bench.fair', 100, () => g);
+      for (const g of 'BCDEFGHIJK') await enqueueGroups(spool, 'bench.fair', 'fairq', 100, () => g);
       enqueuedSmall = true;
       return false;
     }
@@ -98,7 +96,7 @@ async function shares(spool: Spool, groups: Record<string, number>, perGroup: nu
   await spool.limits.set('queue', 'fairq', { fair: true });
   for (const [group, weight] of Object.entries(groups)) {
     if (weight !== 1) await spool.limits.set('group', group, { weight });
-    await enqueueGroups(spool, 'bench.fair', perGroup, () => group);
+    await enqueueGroups(spool, 'bench.fair', 'fairq', perGroup, () => group);
   }
   await spool.sql`VACUUM ANALYZE spool.jobs`;
   const startedAt = performance.now();
@@ -166,11 +164,11 @@ try {
     console.log(`   fairness ${fair ? 'on ' : 'off'}: p50 ${fmt(r.p50, 3)}, p99 ${fmt(r.p99, 3)}, max ${fmt(r.max, 3)} (A still waiting when B-K were done: ${fmt(r.aLeft)})`);
   }
 
-  const equal = await shares(spool, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`e${i}`, 1])), 20_000, 5);
+  const equal = await shares(spool, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`e${i}`, 1])), 30_000, 3);
   const counts = [...equal.values()];
   const jain = counts.reduce((a, b) => a + b, 0) ** 2 / (counts.length * counts.reduce((a, b) => a + b * b, 0));
-  console.log(`\n3. 10 backlogged groups, equal weights, first 4 s of a c50 drain: starts per group ${counts.join(', ')}; Jain's index ${fmt(jain, 4)}`);
-  const weighted = await shares(spool, { w1: 1, w2: 2, w4: 4 }, 40_000, 5);
+  console.log(`\n3. 10 backlogged groups, equal weights, the first 2 s of a c50 drain: starts per group ${counts.join(', ')}; Jain's index ${fmt(jain, 4)}`);
+  const weighted = await shares(spool, { w1: 1, w2: 2, w4: 4 }, 100_000, 3);
   const total = [...weighted.values()].reduce((a, b) => a + b, 0);
   const line = [['w1', 1], ['w2', 2], ['w4', 4]].map(([g, w]) => {
     const share = (weighted.get(g as string) ?? 0) / total;

@@ -365,6 +365,80 @@ BEGIN
 END
 $$;
 
+-- The limiters with a concurrency or a rate that apply to a claim in
+-- p_queue of p_kinds: the queue's, the kinds', and the groups' in p_groups
+-- (NULL: every group with jobs waiting in the queue).
+CREATE FUNCTION :SPOOL_SCHEMA.flow_limiters(p_queue text, p_kinds text[], p_groups text[])
+RETURNS SETOF :SPOOL_SCHEMA.limits
+LANGUAGE sql STABLE AS $$
+  SELECT l.* FROM :SPOOL_SCHEMA.limits l
+   WHERE (l.concurrency IS NOT NULL OR l.rate_limit IS NOT NULL)
+     AND ((l.scope = 'queue' AND l.name = p_queue)
+       OR (l.scope = 'kind' AND l.name = ANY(p_kinds))
+       OR (l.scope = 'group' AND CASE WHEN p_groups IS NULL
+             THEN EXISTS (SELECT 1 FROM :SPOOL_SCHEMA.jobs j
+                           WHERE j.state = 'available' AND j.queue = p_queue AND coalesce(j.group_key::text, '') = l.name)
+             ELSE l.name = ANY(p_groups) END))
+   ORDER BY l.scope, l.name
+$$;
+
+-- What each applying limiter allows now (p_now_ms): how many may start,
+-- when its rate refills if it is empty, and whether its concurrency leaves
+-- less room than p_limit. Counts running jobs, so run it after locking the
+-- limiters for an exact answer.
+CREATE FUNCTION :SPOOL_SCHEMA.flow_allowances(p_queue text, p_kinds text[], p_groups text[], p_limit integer, p_now_ms bigint)
+RETURNS TABLE (scope text, name text, allow integer, refill_in_ms bigint, concurrency_cut boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_lim record;
+  v_running integer;
+  v_state record;
+BEGIN
+  FOR v_lim IN SELECT * FROM :SPOOL_SCHEMA.flow_limiters(p_queue, p_kinds, p_groups) LOOP
+    scope := v_lim.scope;
+    name := v_lim.name;
+    allow := NULL;
+    refill_in_ms := NULL;
+    concurrency_cut := false;
+    IF v_lim.concurrency IS NOT NULL THEN
+      SELECT count(*) INTO v_running FROM :SPOOL_SCHEMA.jobs j
+       WHERE j.state = 'running'
+         AND CASE v_lim.scope WHEN 'queue' THEN j.queue = v_lim.name
+                              WHEN 'kind' THEN j.kind = v_lim.name
+                              ELSE j.group_key = v_lim.name END;
+      allow := greatest(0, v_lim.concurrency - v_running);
+      -- It may cut the claim: a completion anywhere makes room again.
+      concurrency_cut := allow < p_limit;
+    END IF;
+    IF v_lim.rate_limit IS NOT NULL THEN
+      v_state := :SPOOL_SCHEMA.rate_state(v_lim.window_at_ms, v_lim.window_count, v_lim.rate_limit, v_lim.rate_window_ms, p_now_ms);
+      allow := least(coalesce(allow, v_state.room), v_state.room);
+      IF v_state.room = 0 THEN
+        refill_in_ms := v_state.refill_in_ms;
+      END IF;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+-- The groups with jobs waiting in a queue ('' for jobs without one): a
+-- skip scan over jobs_claim_group, one index descent per group.
+CREATE FUNCTION :SPOOL_SCHEMA.flow_groups(p_queue text) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+  WITH RECURSIVE g(name) AS (
+    (SELECT coalesce(j.group_key::text, '') FROM :SPOOL_SCHEMA.jobs j
+      WHERE j.state = 'available' AND j.queue = p_queue
+      ORDER BY coalesce(j.group_key::text, '') LIMIT 1)
+    UNION ALL
+    SELECT (SELECT coalesce(j.group_key::text, '') FROM :SPOOL_SCHEMA.jobs j
+             WHERE j.state = 'available' AND j.queue = p_queue AND coalesce(j.group_key::text, '') > g.name
+             ORDER BY coalesce(j.group_key::text, '') LIMIT 1)
+      FROM g WHERE g.name IS NOT NULL
+  )
+  SELECT coalesce(array_agg(g.name), '{}') FROM g WHERE g.name IS NOT NULL
+$$;
+
 -- The claim of a queue under flow control (a limits row for the queue, a
 -- limit on one of p_kinds, or any group limit): up to p_limit available jobs
 -- of p_kinds in p_queue, within every limit that applies, and in weighted
@@ -373,17 +447,21 @@ $$;
 -- limiters were locked (clock_timestamp()), so the starts they count are in
 -- the order they were admitted.
 --
--- Locks: the limiter rows with a concurrency or a rate that apply (the
--- queue's, its kinds', and the groups with waiting jobs here), all in one
--- statement in (scope, name) order, so claims never deadlock; they serialise
--- the claims those limits cover until commit. A fairness-only queue takes no
--- limiter lock.
+-- Locks: the candidate job rows (SKIP LOCKED), then the limiter rows with a
+-- concurrency or a rate that apply to them (the queue's, their kinds', their
+-- groups'), all in one statement in (scope, name) order, so claims never
+-- deadlock; they serialise the tail of the claims those limits cover (the
+-- exact count, the update, the rate log) until commit. A fairness-only queue
+-- takes no limiter lock.
 --
+-- p_groups: the fair queue's groups with waiting jobs, as flow_groups()
+-- gave them to the caller a moment ago (NULL: look them up now).
 -- Returns the claimed rows; if none, one row with id NULL. retry_in_ms (on
 -- every row) is the wait until a rate limit that this claim found or left
 -- empty refills, -1 when a concurrency limit had less room than asked, NULL
 -- when no limit stood in the way.
-CREATE FUNCTION :SPOOL_SCHEMA.claim_flow(p_queue text, p_kinds text[], p_limit integer, p_worker text, p_lease_ms integer)
+CREATE FUNCTION :SPOOL_SCHEMA.claim_flow(p_queue text, p_kinds text[], p_limit integer, p_worker text, p_lease_ms integer,
+                                         p_groups text[] DEFAULT NULL)
 RETURNS TABLE (
   id bigint, queue text, kind text, payload jsonb, priority smallint, attempt integer, max_attempts integer,
   timeout_ms integer, metadata jsonb, run_at_ms double precision, created_at_ms double precision,
@@ -398,10 +476,11 @@ DECLARE
   v_n integer := p_limit;
   v_retry bigint;
   v_cut_by_concurrency boolean := false;
+  v_limited boolean := false;
   v_lim record;
   v_state record;
-  v_allow integer;
-  v_running integer;
+  v_lim_kinds text[];
+  v_lim_groups text[];
   v_kinds text[] := p_kinds;
   -- Limited kinds and groups (with a concurrency or a rate) and how many of each may start now.
   v_kind_names text[] := '{}';
@@ -443,67 +522,35 @@ BEGIN
   SELECT l.fair INTO v_fair FROM :SPOOL_SCHEMA.limits l WHERE l.scope = 'queue' AND l.name = p_queue;
   v_fair := coalesce(v_fair, false);
 
-  -- Lock the limiters that apply, in one ordered pass.
-  FOR v_lim IN
-    SELECT l.scope, l.name, l.concurrency, l.rate_limit, l.rate_window_ms, l.window_at_ms, l.window_count
-      FROM :SPOOL_SCHEMA.limits l
-     WHERE (l.concurrency IS NOT NULL OR l.rate_limit IS NOT NULL)
-       AND ((l.scope = 'queue' AND l.name = p_queue)
-         OR (l.scope = 'kind' AND l.name = ANY(p_kinds))
-         OR (l.scope = 'group' AND EXISTS (
-               SELECT 1 FROM :SPOOL_SCHEMA.jobs j
-                WHERE j.state = 'available' AND j.queue = p_queue AND coalesce(j.group_key::text, '') = l.name)))
-     ORDER BY l.scope, l.name
-       FOR UPDATE
-  LOOP
-    IF v_now IS NULL THEN
-      v_now := clock_timestamp();
-      v_now_ms := floor(extract(epoch FROM v_now) * 1000)::bigint;
-    END IF;
-    v_allow := NULL;
-    IF v_lim.concurrency IS NOT NULL THEN
-      SELECT count(*) INTO v_running FROM :SPOOL_SCHEMA.jobs j
-       WHERE j.state = 'running'
-         AND CASE v_lim.scope WHEN 'queue' THEN j.queue = v_lim.name
-                              WHEN 'kind' THEN j.kind = v_lim.name
-                              ELSE j.group_key = v_lim.name END;
-      v_allow := greatest(0, v_lim.concurrency - v_running);
-      -- It may cut this claim: a completion anywhere makes room again.
-      IF v_allow < p_limit THEN
-        v_cut_by_concurrency := true;
-      END IF;
-    END IF;
-    IF v_lim.rate_limit IS NOT NULL THEN
-      v_state := :SPOOL_SCHEMA.rate_state(v_lim.window_at_ms, v_lim.window_count, v_lim.rate_limit, v_lim.rate_window_ms, v_now_ms);
-      v_allow := least(coalesce(v_allow, v_state.room), v_state.room);
-      IF v_state.room = 0 THEN
-        v_retry := least(coalesce(v_retry, v_state.refill_in_ms), v_state.refill_in_ms);
-      END IF;
-    END IF;
+  -- First an estimate, without locks, of what each limit allows: it picks the
+  -- candidates (locking job rows only, which never waits). The limiters are
+  -- locked afterwards, for the few milliseconds that the exact count, the
+  -- update and the rate log take, so claims covered by the same limiter
+  -- queue behind each other only for that part.
+  v_now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+  FOR v_lim IN SELECT * FROM :SPOOL_SCHEMA.flow_allowances(p_queue, p_kinds, NULL, p_limit, v_now_ms) LOOP
+    v_limited := true;
     CASE v_lim.scope
-      WHEN 'queue' THEN v_n := least(v_n, v_allow);
+      WHEN 'queue' THEN v_n := least(v_n, v_lim.allow);
       WHEN 'kind' THEN
-        v_kind_names := v_kind_names || v_lim.name::text;
-        v_kind_allow := v_kind_allow || v_allow;
-        IF v_allow = 0 THEN
-          v_kinds := array_remove(v_kinds, v_lim.name::text);
+        v_kind_names := v_kind_names || v_lim.name;
+        v_kind_allow := v_kind_allow || v_lim.allow;
+        IF v_lim.allow = 0 THEN
+          v_kinds := array_remove(v_kinds, v_lim.name);
         END IF;
       ELSE
-        v_group_names := v_group_names || v_lim.name::text;
-        v_group_allow := v_group_allow || v_allow;
+        v_group_names := v_group_names || v_lim.name;
+        v_group_allow := v_group_allow || v_lim.allow;
     END CASE;
+    v_retry := least(v_retry, v_lim.refill_in_ms);
+    v_cut_by_concurrency := v_cut_by_concurrency OR v_lim.concurrency_cut;
   END LOOP;
-  IF v_now IS NULL THEN
-    v_now := clock_timestamp();
-    v_now_ms := floor(extract(epoch FROM v_now) * 1000)::bigint;
-  END IF;
 
   IF v_n > 0 AND cardinality(v_kinds) > 0 THEN
     IF NOT v_fair THEN
       -- Claim order across the queue, leaving out groups that may start none.
-      SELECT coalesce(array_agg(c.ctid ORDER BY c.priority, c.run_at, c.id), '{}'),
-             coalesce(array_agg(c.kind::text ORDER BY c.priority, c.run_at, c.id), '{}'),
-             coalesce(array_agg(coalesce(c.group_key::text, '') ORDER BY c.priority, c.run_at, c.id), '{}')
+      SELECT coalesce(array_agg(c.ctid), '{}'), coalesce(array_agg(c.kind::text), '{}'),
+             coalesce(array_agg(coalesce(c.group_key::text, '')), '{}')
         INTO v_ctids, v_cand_kinds, v_cand_groups
         FROM (SELECT j.ctid, j.kind, j.group_key, j.priority, j.run_at, j.id
                 FROM :SPOOL_SCHEMA.jobs j
@@ -514,17 +561,10 @@ BEGIN
                LIMIT v_n
                  FOR UPDATE SKIP LOCKED) c;
     ELSE
-      -- The queue's groups with waiting jobs: a skip scan over jobs_claim_group.
-      WITH RECURSIVE g(name) AS (
-        (SELECT coalesce(j.group_key::text, '') FROM :SPOOL_SCHEMA.jobs j
-          WHERE j.state = 'available' AND j.queue = p_queue
-          ORDER BY coalesce(j.group_key::text, '') LIMIT 1)
-        UNION ALL
-        SELECT (SELECT coalesce(j.group_key::text, '') FROM :SPOOL_SCHEMA.jobs j
-                 WHERE j.state = 'available' AND j.queue = p_queue AND coalesce(j.group_key::text, '') > g.name
-                 ORDER BY coalesce(j.group_key::text, '') LIMIT 1)
-          FROM g WHERE g.name IS NOT NULL
-      )
+      -- The queue's groups with waiting jobs: the caller's list (a worker keeps
+      -- one until jobs are enqueued or made due in the queue, or for a second;
+      -- a group that ran dry since just gives nothing), else a skip scan.
+      WITH g(name) AS (SELECT DISTINCT u.name FROM unnest(coalesce(p_groups, :SPOOL_SCHEMA.flow_groups(p_queue))) AS u(name))
       SELECT array_agg(g.name ORDER BY g.name), array_agg(coalesce(w.weight, 1) ORDER BY g.name),
              array_agg(coalesce(a.allow, 2147483647) ORDER BY g.name)
         INTO v_groups, v_weights, v_cap
@@ -574,24 +614,23 @@ BEGIN
                 FOR UPDATE SKIP LOCKED
            ) c
            WHERE a.n > 0
+        ), taken AS (
+          SELECT array_agg(p.ctid) AS ctids, array_agg(p.kind::text) AS kinds, array_agg(v_groups[p.o]) AS groups FROM picked p
+        ), last_of_group AS (
+          -- Each group's last row taken (where the next pass goes on from) and how many it gave.
+          SELECT DISTINCT ON (p.o) p.o, count(*) OVER (PARTITION BY p.o) AS got, p.priority, p.run_at, p.id
+            FROM picked p
+           ORDER BY p.o, p.priority DESC, p.run_at DESC, p.id DESC
         ), per_group AS (
-          SELECT p.o, count(*)::integer AS got,
-                 (array_agg(p.priority ORDER BY p.priority DESC, p.run_at DESC, p.id DESC))[1] AS lp,
-                 (array_agg(p.run_at ORDER BY p.priority DESC, p.run_at DESC, p.id DESC))[1] AS lr,
-                 (array_agg(p.id ORDER BY p.priority DESC, p.run_at DESC, p.id DESC))[1] AS lid
-            FROM picked p GROUP BY p.o
+          SELECT array_agg(coalesce(l.got, 0)::integer ORDER BY a.o) AS got,
+                 array_agg(CASE WHEN l.o IS NULL THEN v_last_p[a.o] ELSE l.priority END ORDER BY a.o) AS lp,
+                 array_agg(CASE WHEN l.o IS NULL THEN v_last_r[a.o] ELSE l.run_at END ORDER BY a.o) AS lr,
+                 array_agg(CASE WHEN l.o IS NULL THEN v_last_id[a.o] ELSE l.id END ORDER BY a.o) AS lid
+            FROM generate_subscripts(v_groups, 1) AS a(o) LEFT JOIN last_of_group l ON l.o = a.o
         )
-        SELECT v_ctids || coalesce((SELECT array_agg(p.ctid ORDER BY p.priority, p.run_at, p.id) FROM picked p), '{}'),
-               v_cand_kinds || coalesce((SELECT array_agg(p.kind::text ORDER BY p.priority, p.run_at, p.id) FROM picked p), '{}'),
-               v_cand_groups || coalesce((SELECT array_agg(v_groups[p.o] ORDER BY p.priority, p.run_at, p.id) FROM picked p), '{}'),
-               coalesce((SELECT array_agg(coalesce(pg.got, 0) ORDER BY a.o)
-                           FROM generate_subscripts(v_groups, 1) AS a(o) LEFT JOIN per_group pg ON pg.o = a.o), '{}'),
-               coalesce((SELECT array_agg(CASE WHEN pg.o IS NULL THEN v_last_p[a.o] ELSE pg.lp END ORDER BY a.o)
-                           FROM generate_subscripts(v_groups, 1) AS a(o) LEFT JOIN per_group pg ON pg.o = a.o), '{}'),
-               coalesce((SELECT array_agg(CASE WHEN pg.o IS NULL THEN v_last_r[a.o] ELSE pg.lr END ORDER BY a.o)
-                           FROM generate_subscripts(v_groups, 1) AS a(o) LEFT JOIN per_group pg ON pg.o = a.o), '{}'),
-               coalesce((SELECT array_agg(CASE WHEN pg.o IS NULL THEN v_last_id[a.o] ELSE pg.lid END ORDER BY a.o)
-                           FROM generate_subscripts(v_groups, 1) AS a(o) LEFT JOIN per_group pg ON pg.o = a.o), '{}')
+        SELECT v_ctids || coalesce(t.ctids, '{}'), v_cand_kinds || coalesce(t.kinds, '{}'), v_cand_groups || coalesce(t.groups, '{}'),
+               g.got, g.lp, g.lr, g.lid
+          FROM taken t, per_group g
           INTO v_ctids, v_cand_kinds, v_cand_groups, v_got, v_last_p, v_last_r, v_last_id;
         v_taken := 0;
         FOR v_i IN 1 .. cardinality(v_groups) LOOP
@@ -607,18 +646,61 @@ BEGIN
     END IF;
   END IF;
 
-  -- Within each limited kind and group, no more than it may start.
-  SELECT coalesce(array_agg(x.ctid ORDER BY x.o), '{}'),
-         coalesce(array_agg(x.kind ORDER BY x.o), '{}'),
-         coalesce(array_agg(x.grp ORDER BY x.o), '{}')
-    INTO v_final, v_cand_kinds, v_cand_groups
-    FROM (SELECT c.ctid, c.kind, c.grp, c.o,
-                 row_number() OVER (PARTITION BY c.kind ORDER BY c.o) AS rk,
-                 row_number() OVER (PARTITION BY c.grp ORDER BY c.o) AS rg
-            FROM unnest(v_ctids, v_cand_kinds, v_cand_groups) WITH ORDINALITY AS c(ctid, kind, grp, o)) x
-    LEFT JOIN unnest(v_kind_names, v_kind_allow) AS k(name, allow) ON k.name = x.kind
-    LEFT JOIN unnest(v_group_names, v_group_allow) AS g(name, allow) ON g.name = x.grp
-   WHERE (k.allow IS NULL OR x.rk <= k.allow) AND (g.allow IS NULL OR x.rg <= g.allow);
+  IF v_limited AND cardinality(v_ctids) > 0 THEN
+    -- Now exactly, under the locks of the limiters these candidates fall under,
+    -- taken in one statement in (scope, name) order so that claims never deadlock.
+    SELECT array_agg(DISTINCT k) INTO v_lim_kinds FROM unnest(v_cand_kinds) AS k;
+    SELECT array_agg(DISTINCT g) INTO v_lim_groups FROM unnest(v_cand_groups) AS g;
+    PERFORM 1 FROM :SPOOL_SCHEMA.limits l
+      WHERE (l.scope, l.name) IN (SELECT f.scope, f.name FROM :SPOOL_SCHEMA.flow_limiters(p_queue, v_lim_kinds, v_lim_groups) AS f)
+      ORDER BY l.scope, l.name
+        FOR UPDATE OF l;
+    v_now := clock_timestamp();
+    v_now_ms := floor(extract(epoch FROM v_now) * 1000)::bigint;
+    v_n := p_limit;
+    v_kind_names := '{}';
+    v_kind_allow := '{}';
+    v_group_names := '{}';
+    v_group_allow := '{}';
+    v_retry := NULL;
+    v_cut_by_concurrency := false;
+    FOR v_lim IN SELECT * FROM :SPOOL_SCHEMA.flow_allowances(p_queue, v_lim_kinds, v_lim_groups, p_limit, v_now_ms) LOOP
+      CASE v_lim.scope
+        WHEN 'queue' THEN v_n := least(v_n, v_lim.allow);
+        WHEN 'kind' THEN
+          v_kind_names := v_kind_names || v_lim.name;
+          v_kind_allow := v_kind_allow || v_lim.allow;
+        ELSE
+          v_group_names := v_group_names || v_lim.name;
+          v_group_allow := v_group_allow || v_lim.allow;
+      END CASE;
+      v_retry := least(v_retry, v_lim.refill_in_ms);
+      v_cut_by_concurrency := v_cut_by_concurrency OR v_lim.concurrency_cut;
+    END LOOP;
+  ELSE
+    v_now := clock_timestamp();
+    v_now_ms := floor(extract(epoch FROM v_now) * 1000)::bigint;
+  END IF;
+
+  -- Within each limited kind and group, and the queue's limit, no more than may start.
+  IF cardinality(v_kind_names) = 0 AND cardinality(v_group_names) = 0 AND cardinality(v_ctids) <= v_n THEN
+    v_final := v_ctids;
+  ELSE
+    SELECT coalesce(array_agg(x.ctid ORDER BY x.o), '{}'),
+           coalesce(array_agg(x.kind ORDER BY x.o), '{}'),
+           coalesce(array_agg(x.grp ORDER BY x.o), '{}')
+      INTO v_final, v_cand_kinds, v_cand_groups
+      FROM (SELECT c.ctid, c.kind, c.grp, c.o,
+                   row_number() OVER (PARTITION BY c.kind ORDER BY c.o) AS rk,
+                   row_number() OVER (PARTITION BY c.grp ORDER BY c.o) AS rg
+              FROM unnest(v_ctids, v_cand_kinds, v_cand_groups) WITH ORDINALITY AS c(ctid, kind, grp, o)) x
+      LEFT JOIN unnest(v_kind_names, v_kind_allow) AS k(name, allow) ON k.name = x.kind
+      LEFT JOIN unnest(v_group_names, v_group_allow) AS g(name, allow) ON g.name = x.grp
+     WHERE (k.allow IS NULL OR x.rk <= k.allow) AND (g.allow IS NULL OR x.rg <= g.allow);
+    v_final := v_final[1:greatest(v_n, 0)];
+    v_cand_kinds := v_cand_kinds[1:greatest(v_n, 0)];
+    v_cand_groups := v_cand_groups[1:greatest(v_n, 0)];
+  END IF;
 
   -- Log the starts in every rate limiter that counts them.
   v_count := cardinality(v_final);
@@ -656,7 +738,9 @@ BEGIN
            worker_id = p_worker,
            lease_expires_at = v_now + p_lease_ms * interval '1 millisecond',
            started_at = v_now
-     WHERE j.ctid = ANY(v_final)
+     -- Through a subquery, so the plan is a TID scan: with the array's 1,000 elements in view, the
+     -- planner costed that above a sequential scan of the whole table (measured: 14 ms against 1).
+     WHERE j.ctid = ANY(ARRAY(SELECT unnest(v_final)))
     RETURNING j.id, j.queue::text, j.kind::text, j.payload, j.priority, j.attempt, j.max_attempts, j.timeout_ms,
               j.metadata::jsonb, date_part('epoch', j.run_at) * 1000, date_part('epoch', j.created_at) * 1000,
               date_part('epoch', j.started_at) * 1000, j.group_key::text, v_retry;

@@ -17,12 +17,23 @@ export function underFlowControl(q: string, queueExpr: string, kindsExpr: string
                     AND (l.concurrency IS NOT NULL OR l.rate_limit IS NOT NULL)))`;
 }
 
-/** Which of the queues $1 are under flow control for the kinds $2. */
+/** Which of the queues $1 are under flow control for the kinds $2, and whether each shares by group (fair). */
 export function flowQueuesSql(q: string): string {
-  return `SELECT wanted.name AS queue FROM unnest($1::text[]) AS wanted(name) WHERE ${underFlowControl(q, 'wanted.name', '$2::text[]')}`;
+  return `SELECT wanted.name AS queue,
+       coalesce((SELECT l.fair FROM ${q}.limits l WHERE l.scope = 'queue' AND l.name = wanted.name), false) AS fair
+  FROM unnest($1::text[]) AS wanted(name) WHERE ${underFlowControl(q, 'wanted.name', '$2::text[]')}`;
 }
 
-/** One flow-controlled queue's claim: $1 queue, $2 kinds, $3 limit, $4 worker id, $5 lease ms. */
+/**
+ * One flow-controlled queue's claim: $1 queue, $2 kinds, $3 limit, $4 worker
+ * id, $5 lease ms, $6 the fair queue's groups with waiting jobs (from
+ * flowGroupsSql a moment ago; null: looked up in the claim).
+ */
 export function claimFlowSql(q: string): string {
-  return `SELECT * FROM ${q}.claim_flow($1::text, $2::text[], $3::integer, $4::text, $5::integer)`;
+  return `SELECT * FROM ${q}.claim_flow($1::text, $2::text[], $3::integer, $4::text, $5::integer, $6::text[])`;
+}
+
+/** The groups with jobs waiting in queue $1 ('' for none): one index descent per group. */
+export function flowGroupsSql(q: string): string {
+  return `SELECT ${q}.flow_groups($1::text) AS groups`;
 }

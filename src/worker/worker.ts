@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
 import { claimSql, ORPHAN_SAMPLE, orphanKindsSql, type ClaimedRow, type FlowClaimedRow } from '../queries/claim.js';
-import { claimFlowSql, flowQueuesSql } from '../queries/flow.js';
+import { claimFlowSql, flowGroupsSql, flowQueuesSql } from '../queries/flow.js';
 import type { Outcome } from '../queries/finish.js';
 import { unregisterSql } from '../queries/heartbeat.js';
 import { progressSql } from '../queries/progress.js';
@@ -43,6 +43,13 @@ export const PREFETCH_WINDOW_MS = 100;
 const FLOW_REFRESH_MS = 5_000;
 /** While a concurrency limit keeps a queue full, how often to look again (plus jitter); a local outcome written looks at once. */
 const CONCURRENCY_RECHECK_MS = 250;
+/**
+ * How long a fair queue's list of groups with waiting jobs is reused between
+ * claims (a NOTIFY of new jobs in the queue drops it at once): looking the
+ * groups up is one index descent per group, which per claim cost as much as
+ * the claim's own work over 100 groups.
+ */
+const FLOW_GROUPS_TTL_MS = 1_000;
 
 const ms = (name: string, min = 1) =>
   z
@@ -204,7 +211,7 @@ export class Worker {
     reapIntervalMs: number;
   };
   readonly #definitions: Map<string, AnyJobDefinition>;
-  readonly #statements: { claim: string; claimFlow: string; flowQueues: string; progress: string; unregister: string; orphans: string };
+  readonly #statements: { claim: string; claimFlow: string; flowQueues: string; flowGroups: string; progress: string; unregister: string; orphans: string };
   readonly #running = new Map<string, Execution>();
   /** Claimed, waiting for a free slot; in reverse claim order, so the next is pop()ped (shift() is O(n)). */
   #buffer: ClaimedRow[] = [];
@@ -238,6 +245,8 @@ export class Worker {
   #pollTimer: NodeJS.Timeout | undefined;
   /** This worker's queues under flow control (claimed with claim_flow), reloaded on a `flow` NOTIFY and every FLOW_REFRESH_MS. */
   #flowQueues = new Set<string>();
+  /** Of those, the fair ones, with their groups with waiting jobs when last looked up (performance.now()). */
+  readonly #fairGroups = new Map<string, { groups: string[]; at: number } | null>();
   #flowTimer: NodeJS.Timeout | undefined;
   /** A wake-up at the moment a rate limit refills (or a concurrency recheck). */
   #limitTimer: NodeJS.Timeout | undefined;
@@ -327,6 +336,7 @@ export class Worker {
       claim: claimSql(q, { startedAt: this.#metrics !== undefined }),
       claimFlow: claimFlowSql(q),
       flowQueues: flowQueuesSql(q),
+      flowGroups: flowGroupsSql(q),
       progress: progressSql(q),
       unregister: unregisterSql(q),
       orphans: orphanKindsSql(q),
@@ -541,6 +551,8 @@ export class Worker {
       return;
     }
     if (message.scheduled) this.#promoter?.trigger();
+    // New jobs may be of new groups: look the fair queues' groups up again.
+    for (const queue of this.#fairGroups.keys()) if (message.queues === null || message.queues.includes(queue)) this.#fairGroups.set(queue, null);
     if (message.queues === null || message.queues.some((queue) => this.queues.includes(queue))) {
       this.#backlog = true;
       this.#wake();
@@ -583,7 +595,9 @@ export class Worker {
     const capacity = this.concurrency + prefetch;
     const room = capacity - this.#running.size - this.#buffer.length - this.#claiming;
     const idle = this.#running.size === 0 && this.#buffer.length === 0 && this.#claims.size === 0;
-    if (room <= 0 || (!idle && room < Math.ceil(capacity / 4))) {
+    // A flow claim costs more per statement (its limiters, one index scan per group), so it waits for more room.
+    const batch = Math.ceil(capacity / (this.#flowQueues.size > 0 ? 2 : 4));
+    if (room <= 0 || (!idle && room < batch)) {
       if (this.#claims.size > 0) this.#wakeAgain = true;
       return;
     }
@@ -601,8 +615,10 @@ export class Worker {
   async #refreshFlowQueues(): Promise<void> {
     clearTimeout(this.#flowTimer);
     try {
-      const rows = await this.#executor.query<{ queue: string }>(this.#statements.flowQueues, [this.queues, this.kinds]);
+      const rows = await this.#executor.query<{ queue: string; fair: boolean }>(this.#statements.flowQueues, [this.queues, this.kinds]);
       this.#flowQueues = new Set(rows.map((row) => row.queue));
+      for (const queue of [...this.#fairGroups.keys()]) if (!rows.some((row) => row.fair && row.queue === queue)) this.#fairGroups.delete(queue);
+      for (const row of rows) if (row.fair && !this.#fairGroups.has(row.queue)) this.#fairGroups.set(row.queue, null);
     } catch (error) {
       this.#log.debug({ err: error }, 'could not reload the queues under flow control');
     }
@@ -627,7 +643,9 @@ export class Worker {
     let retryMs: number | undefined;
     for (const queue of this.queues) {
       if (!this.#flowQueues.has(queue) || rows.length >= limit) continue;
-      const got = await this.#executor.query<FlowClaimedRow>(this.#statements.claimFlow, [queue, this.kinds, limit - rows.length, this.id, this.#options.leaseMs]);
+      const got = await this.#executor.query<FlowClaimedRow>(this.#statements.claimFlow, [
+        queue, this.kinds, limit - rows.length, this.id, this.#options.leaseMs, await this.#groupsOf(queue),
+      ]);
       for (const row of got) {
         if (row.retry_in_ms !== null) {
           const hint = Number(row.retry_in_ms);
@@ -637,6 +655,17 @@ export class Worker {
       }
     }
     return { rows, retryMs };
+  }
+
+  /** A fair queue's groups with waiting jobs, looked up again when older than FLOW_GROUPS_TTL_MS; null for other queues. */
+  async #groupsOf(queue: string): Promise<string[] | null> {
+    if (!this.#fairGroups.has(queue)) return null;
+    const known = this.#fairGroups.get(queue);
+    if (known && performance.now() - known.at < FLOW_GROUPS_TTL_MS) return known.groups;
+    const at = performance.now();
+    const [row] = await this.#executor.query<{ groups: string[] }>(this.#statements.flowGroups, [queue]);
+    this.#fairGroups.set(queue, { groups: row?.groups ?? [], at });
+    return row?.groups ?? [];
   }
 
   /** Wakes when a limit that cut the last claim may let more start: at the refill (plus jitter), or soon for a concurrency limit. */
