@@ -1,4 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineJob } from '../../src/index.js';
+import { waitFor } from '../support/factories.js';
 import { createApp } from '../../src/api/app.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { useTestDatabase } from '../support/database.js';
@@ -32,6 +35,19 @@ describe('/schedules', () => {
     expect((await call('GET', '/schedules/hourly')).status).toBe(404);
     expect((await call('DELETE', '/schedules/hourly')).status).toBe(404);
     expect((await call('POST', '/schedules/nope/pause')).body.error.code).toBe('not_found');
+  });
+
+  it('checks the kind and its payload as POST /jobs does', async () => {
+    const strict = api(createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }) }));
+    await db.spool.registerKinds([defineJob({ kind: 'report.typed', schema: z.object({ day: z.string() }) })]);
+    await waitFor(async () => (await strict('PUT', '/schedules/typed', { cron: '0 * * * *', kind: 'report.typed', payload: { day: 'mon' } })).status === 200, 'kind registered');
+    const bad = await strict('PUT', '/schedules/typed', { cron: '0 * * * *', kind: 'report.typed', payload: { day: 1 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].path).toMatch(/^payload/);
+    const unknown = await strict('PUT', '/schedules/nokind', { cron: '0 * * * *', kind: 'no.such.kind' });
+    expect(unknown.status).toBe(400);
+    expect((await strict('GET', '/schedules/nokind')).status).toBe(404);
+    await strict('DELETE', '/schedules/typed');
   });
 
   it('refuses a bad schedule with 400 naming each field', async () => {

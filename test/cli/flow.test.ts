@@ -15,7 +15,12 @@ async function spool(args: string[], env: Record<string, string | undefined> = {
 
 describe('spool schedules', () => {
   it('set, list, show (the next 5 runs), pause, resume, trigger, remove', async () => {
-    const set = await spool(['schedules', 'set', 'nightly', '--cron', '30 2 * * *', '--timezone', 'Europe/Berlin', '--kind', 'report.build', '--payload', '{"full":true}', '--catch-up', 'latest']);
+    const setArgs = ['schedules', 'set', 'nightly', '--cron', '30 2 * * *', '--timezone', 'Europe/Berlin', '--kind', 'report.build', '--payload', '{"full":true}', '--catch-up', 'latest'];
+    // As `spool enqueue`: a kind no worker registered is refused unless SPOOL_UNKNOWN_KINDS=allow.
+    const refused = await spool(setArgs);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/report\.build/);
+    const set = await spool(setArgs, { SPOOL_UNKNOWN_KINDS: 'allow' });
     expect(set.stderr).toBe('');
     expect(set.code).toBe(0);
     expect(set.stdout).toMatch(/^schedule nightly set: next run \d{4}-\d\d-\d\dT0[01]:30:00Z/);
@@ -42,10 +47,10 @@ describe('spool schedules', () => {
   });
 
   it('refuses a bad cron naming the flag, and changes nothing', async () => {
-    const bad = await spool(['schedules', 'set', 'bad', '--cron', 'often', '--kind', 'x']);
+    const bad = await spool(['schedules', 'set', 'bad', '--cron', 'often', '--kind', 'x'], { SPOOL_UNKNOWN_KINDS: 'allow' });
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/cron/);
-    const payload = await spool(['schedules', 'set', 'bad', '--cron', '* * * * *', '--kind', 'x', '--payload', '{nope']);
+    const payload = await spool(['schedules', 'set', 'bad', '--cron', '* * * * *', '--kind', 'x', '--payload', '{nope'], { SPOOL_UNKNOWN_KINDS: 'allow' });
     expect(payload.stderr).toMatch(/--payload: not valid JSON/);
     expect((await db.spool.schedules.list()).map((s) => s.name)).not.toContain('bad');
   });

@@ -26,6 +26,9 @@ export function registerFlowRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
   app.put('/schedules/:name', async (c) => {
     const { kind, ...body } = await jsonBody(c, scheduleBody);
     const definition = defineSchedule({ ...body, name: c.req.param('name'), job: kind });
+    // As POST /jobs: an unknown kind (unless allowed) or a payload its registered schema refuses is a 400.
+    const issues = await ctx.kinds.check([{ kind, payload: definition.payload, at: '' }], ctx.unknownKinds);
+    if (issues.length > 0) throw new ValidationError(issues);
     const [schedule] = await schedules.upsert([definition], 'api');
     return c.json({ schedule: await schedules.get(schedule!.name) });
   });

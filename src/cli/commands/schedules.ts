@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { SpoolError } from '../../errors.js';
+import { SpoolError, ValidationError } from '../../errors.js';
+import { postgresExecutor } from '../../db/executor.js';
+import { KindCatalog } from '../../kinds/catalog.js';
 import { defineSchedule } from '../../schedules/schedule.js';
 import type { Schedule } from '../../schedules/store.js';
 import { details, table, timestamp, writeJson, writeText } from '../output.js';
-import { withSpool } from '../settings.js';
+import { commandConfig, withSpool } from '../settings.js';
 
 function parseJson(flag: string, text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -95,7 +97,12 @@ export function registerSchedules(program: Command): void {
         overlap: o.overlap as 'allow' | 'skip' | undefined,
         catchUp: o.catchUp as 'none' | 'latest' | 'all' | undefined,
       });
+      const { config } = commandConfig(command);
       const s = await withSpool(command, async (spool) => {
+        // As `spool enqueue`: an unknown kind (unless allowed) or a payload its registered schema refuses is refused.
+        const catalog = new KindCatalog(postgresExecutor(spool.sql), spool.quotedSchema);
+        const issues = await catalog.check([{ kind: definition.kind, payload: definition.payload, at: '' }], config.unknownKinds);
+        if (issues.length > 0) throw new ValidationError(issues);
         await spool.schedules.upsert([definition], 'cli');
         return spool.schedules.get(name);
       });
