@@ -72,8 +72,9 @@ export class ScheduleStore {
 
   /**
    * Creates or updates schedules (one statement each). A changed cron or
-   * zone starts over from the next tick after now; otherwise the schedule
-   * keeps its next tick, and it keeps its paused state unless `paused` is given.
+   * zone starts over from the next tick after now, as does resuming with
+   * `paused: false`; otherwise the schedule keeps its next tick, and it keeps
+   * its paused state unless `paused` is given.
    */
   async upsert(definitions: readonly ScheduleDefinition[], source = 'code'): Promise<Schedule[]> {
     const out: Schedule[] = [];
@@ -87,7 +88,9 @@ export class ScheduleStore {
            cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, kind = EXCLUDED.kind, payload = EXCLUDED.payload,
            options = EXCLUDED.options, jitter_ms = EXCLUDED.jitter_ms, overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up,
            paused = coalesce($10::boolean, s.paused), source = EXCLUDED.source, last_error = NULL,
+           -- Kept unless the cron or zone changed, or this resumes it (then from the next tick after now, as resume() does).
            next_run_at = CASE WHEN s.cron = EXCLUDED.cron AND s.timezone = EXCLUDED.timezone AND s.next_run_at IS NOT NULL
+                                   AND NOT (s.paused AND NOT coalesce($10::boolean, s.paused))
                               THEN s.next_run_at ELSE EXCLUDED.next_run_at END,
            updated_at = now()
          RETURNING s.*`,

@@ -25,6 +25,11 @@ describe('/schedules', () => {
     expect((await call('POST', '/schedules/hourly/pause')).body.schedule.paused).toBe(true);
     expect((await call('GET', '/schedules/hourly')).body.schedule.nextRuns).toEqual([]);
     expect((await call('POST', '/schedules/hourly/resume')).body.schedule.paused).toBe(false);
+    // Resuming through PUT starts from the next tick after now too, not from a tick missed while paused.
+    await call('POST', '/schedules/hourly/pause');
+    await db.sql`UPDATE spool.schedules SET next_run_at = now() - interval '3 hours' WHERE name = 'hourly'`;
+    const resumed = await call('PUT', '/schedules/hourly', { cron: '0 * * * *', kind: 'report.build', payload: { full: true }, options: { queue: 'reports', group: 'initech' }, catchUp: 'latest', paused: false });
+    expect(new Date(resumed.body.schedule.nextRunAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
 
     const trigger = await call('POST', '/schedules/hourly/trigger');
     expect(trigger.status).toBe(201);
