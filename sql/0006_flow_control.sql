@@ -477,6 +477,11 @@ DECLARE
   v_retry bigint;
   v_cut_by_concurrency boolean := false;
   v_limited boolean := false;
+  -- What the estimate found: the queue's room, a concurrency limit with less room than asked, a kind or group left out.
+  v_n_estimate integer;
+  v_concurrency_estimate boolean := false;
+  v_excluded_by_concurrency boolean := false;
+  v_concurrency_exact boolean := false;
   v_lim record;
   v_state record;
   v_lim_kinds text[];
@@ -543,8 +548,11 @@ BEGIN
         v_group_allow := v_group_allow || v_lim.allow;
     END CASE;
     v_retry := least(v_retry, v_lim.refill_in_ms);
-    v_cut_by_concurrency := v_cut_by_concurrency OR v_lim.concurrency_cut;
+    v_concurrency_estimate := v_concurrency_estimate OR v_lim.concurrency_cut;
+    -- A kind or group that may start none now (its groups here all have jobs waiting).
+    v_excluded_by_concurrency := v_excluded_by_concurrency OR (v_lim.concurrency_cut AND v_lim.allow = 0 AND v_lim.scope <> 'queue');
   END LOOP;
+  v_n_estimate := v_n;
 
   IF v_n > 0 AND cardinality(v_kinds) > 0 THEN
     IF NOT v_fair THEN
@@ -646,7 +654,10 @@ BEGIN
     END IF;
   END IF;
 
-  IF v_limited AND cardinality(v_ctids) > 0 THEN
+  -- The estimate found the queue's and the kinds' limiters whatever was waiting, but a group's only if
+  -- it had jobs waiting then: one enqueued since may be among the candidates, so look again.
+  IF cardinality(v_ctids) > 0 AND (v_limited OR EXISTS (
+       SELECT 1 FROM :SPOOL_SCHEMA.limits l WHERE l.scope = 'group' AND (l.concurrency IS NOT NULL OR l.rate_limit IS NOT NULL))) THEN
     -- Now exactly, under the locks of the limiters these candidates fall under,
     -- taken in one statement in (scope, name) order so that claims never deadlock.
     SELECT array_agg(DISTINCT k) INTO v_lim_kinds FROM unnest(v_cand_kinds) AS k;
@@ -662,8 +673,7 @@ BEGIN
     v_kind_allow := '{}';
     v_group_names := '{}';
     v_group_allow := '{}';
-    v_retry := NULL;
-    v_cut_by_concurrency := false;
+    -- v_retry keeps the estimate's hints: a kind or group it left out is not among the candidates.
     FOR v_lim IN SELECT * FROM :SPOOL_SCHEMA.flow_allowances(p_queue, v_lim_kinds, v_lim_groups, p_limit, v_now_ms) LOOP
       CASE v_lim.scope
         WHEN 'queue' THEN v_n := least(v_n, v_lim.allow);
@@ -675,7 +685,7 @@ BEGIN
           v_group_allow := v_group_allow || v_lim.allow;
       END CASE;
       v_retry := least(v_retry, v_lim.refill_in_ms);
-      v_cut_by_concurrency := v_cut_by_concurrency OR v_lim.concurrency_cut;
+      v_concurrency_exact := v_concurrency_exact OR v_lim.concurrency_cut;
     END LOOP;
   ELSE
     v_now := clock_timestamp();
@@ -727,6 +737,12 @@ BEGIN
       v_retry := v_state.min;
     END IF;
   END IF;
+  -- A concurrency limit cut this claim if it left a kind or group out, if the queue's room was
+  -- the most that could be taken and was all taken, or if the exact count trimmed the candidates.
+  -- (Not when it merely has less room than asked: an idle queue would then be polled for ever.)
+  v_cut_by_concurrency := v_excluded_by_concurrency
+    OR (v_concurrency_estimate AND v_n_estimate < p_limit AND cardinality(v_ctids) >= v_n_estimate)
+    OR (v_concurrency_exact AND cardinality(v_final) < cardinality(v_ctids));
   IF v_retry IS NULL AND v_cut_by_concurrency THEN
     v_retry := -1;
   END IF;

@@ -125,7 +125,9 @@ export class LimitStore {
 
   /**
    * Sets a limiter's settings, replacing what it had (an omitted setting is
-   * none). The rate log of a limiter is kept when only other settings change.
+   * none). The rate log is kept, also when the rate changes: the starts it
+   * holds count against the new limit (wiping it would let a new window admit
+   * a full limit right after the old one was used up).
    *
    * @example
    * await spool.limits.set('group', 'tenant-42', { concurrency: 3, rate: '20/1s' });
@@ -139,9 +141,7 @@ export class LimitStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (scope, name) DO UPDATE SET
          concurrency = EXCLUDED.concurrency, rate_limit = EXCLUDED.rate_limit, rate_window_ms = EXCLUDED.rate_window_ms,
-         weight = EXCLUDED.weight, fair = EXCLUDED.fair, source = EXCLUDED.source, updated_at = now(),
-         window_at_ms = CASE WHEN l.rate_window_ms IS NOT DISTINCT FROM EXCLUDED.rate_window_ms THEN l.window_at_ms ELSE '{}' END,
-         window_count = CASE WHEN l.rate_window_ms IS NOT DISTINCT FROM EXCLUDED.rate_window_ms THEN l.window_count ELSE '{}' END
+         weight = EXCLUDED.weight, fair = EXCLUDED.fair, source = EXCLUDED.source, updated_at = now()
        RETURNING l.scope, l.name, l.concurrency, l.rate_limit, l.rate_window_ms, l.weight, l.fair, l.source, l.updated_at`,
       [checked.scope, checked.name, s.concurrency ?? null, s.rate?.limit ?? null, s.rate?.windowMs ?? null, s.weight ?? 1, s.fair ?? false, options.source ?? 'api'],
     );
@@ -188,8 +188,12 @@ export class LimitStore {
       ...Object.entries(config.groups ?? {}).map(([n, s]) => ['group', n, s] as [LimitScope, string, LimitSettings]),
     ];
     for (const [scope, name, settings] of wanted) await this.set(scope, name, settings, { source: 'config' });
+    // Locked in (scope, name) order first, as claims lock limiters, so the two cannot deadlock.
     await this.#executor.query(
-      `DELETE FROM ${this.#q}.limits WHERE source = 'config' AND (scope, name) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      `DELETE FROM ${this.#q}.limits WHERE (scope, name) IN (
+         SELECT l.scope, l.name FROM ${this.#q}.limits l
+          WHERE l.source = 'config' AND (l.scope, l.name) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))
+          ORDER BY l.scope, l.name FOR UPDATE)`,
       [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
     );
   }

@@ -6,6 +6,8 @@ import { Service } from './service.js';
 
 /** The scheduler looks at least this often (a schedule added from SQL or another process is seen within it). */
 export const SCHEDULER_INTERVAL_MAX_MS = 1_000;
+/** Most ticks walked for one schedule in one run with catchUp 'none' or 'latest' (a per-second cron over 11 days). */
+const CATCH_UP_WALK_MAX = 1_000_000;
 
 /**
  * The leader's cron: for every due schedule, enqueues the job of each tick
@@ -31,7 +33,8 @@ export class Scheduler extends Service {
     const due = await this.#sql.unsafe<Array<ScheduleRow & { now: Date }>>(
       `SELECT s.*, now() AS now FROM ${this.#q}.schedules s
         WHERE NOT s.paused AND (s.next_run_at IS NULL OR s.next_run_at <= now())
-        ORDER BY s.next_run_at NULLS FIRST LIMIT 100`,
+        -- Rows that cannot tick (a bad pattern from SQL) last, so they never crowd out the others.
+        ORDER BY s.last_error IS NOT NULL, s.next_run_at NULLS FIRST LIMIT 100`,
     );
     for (const schedule of due) {
       try {
@@ -41,7 +44,8 @@ export class Scheduler extends Service {
         await this.#sql.unsafe(`UPDATE ${this.#q}.schedules SET last_error = $2 WHERE name = $1`, [schedule.name, (error as Error).message]).catch(() => {});
       }
     }
-    if (due.length >= 100) return 0;
+    // More may be due, unless the page was all rows that cannot tick.
+    if (due.length >= 100 && due.some((s) => s.last_error === null)) return 0;
     const [next] = await this.#sql.unsafe<Array<{ in_ms: number | null }>>(
       `SELECT (date_part('epoch', min(next_run_at) - now()) * 1000)::float8 AS in_ms FROM ${this.#q}.schedules WHERE NOT paused`,
     );
@@ -65,25 +69,32 @@ export class Scheduler extends Service {
       await this.#sql.unsafe(`UPDATE ${this.#q}.schedules SET next_run_at = $2 WHERE name = $1 AND next_run_at IS NULL`, [s.name, next]);
       return;
     }
-    const missed: Date[] = [s.next_run_at];
-    while (next !== null && next <= now && missed.length < CATCH_UP_MAX_TICKS) {
-      missed.push(next);
-      next = nextRun(s.cron, s.timezone, next);
+    // The ticks from next_run_at up to now. 'all' keeps each (at most CATCH_UP_MAX_TICKS per run: the
+    // rest follow next run); 'none' keeps those within the grace; 'latest' only needs the last one.
+    const kept: Date[] = [];
+    let lastTick = s.next_run_at;
+    let tick: Date | null = s.next_run_at;
+    let walked = 0;
+    while (tick !== null && tick <= now) {
+      lastTick = tick;
+      if (s.catch_up === 'all') kept.push(tick);
+      else if (s.catch_up === 'none' && now.getTime() - tick.getTime() <= CATCH_UP_GRACE_MS) kept.push(tick);
+      tick = nextRun(s.cron, s.timezone, tick);
+      if ((s.catch_up === 'all' && kept.length >= CATCH_UP_MAX_TICKS) || ++walked >= CATCH_UP_WALK_MAX) break;
     }
-    // Beyond the cap, 'all' carries on from there next run; the others start again after now.
+    next = tick;
+    // A walk cut short by its bound ('none' and 'latest' after a very long outage): start again after now.
     if (next !== null && next <= now && s.catch_up !== 'all') next = nextRun(s.cron, s.timezone, now);
-    let ticks: Date[];
-    if (s.catch_up === 'all') ticks = missed;
-    else if (s.catch_up === 'latest') ticks = missed.slice(-1);
-    else ticks = missed.filter((tick) => now.getTime() - tick.getTime() <= CATCH_UP_GRACE_MS);
-    const lastTick = missed[missed.length - 1]!;
+    let ticks = s.catch_up === 'latest' ? [lastTick] : kept;
 
     await this.#sql.begin(async (tx) => {
       // Enqueues commit durably, even on a worker pool that commits asynchronously.
       await tx.unsafe('SET LOCAL synchronous_commit = on');
       const advanced = await tx.unsafe(
+        // To the millisecond: a Date has no more, and a next_run_at written from SQL may.
         `UPDATE ${this.#q}.schedules SET next_run_at = $3, last_run_at = $4, last_error = NULL, updated_at = now()
-          WHERE name = $1 AND next_run_at = $2 AND NOT paused RETURNING last_job_id`,
+          WHERE name = $1 AND date_trunc('milliseconds', next_run_at) = date_trunc('milliseconds', $2::timestamptz) AND NOT paused
+          RETURNING last_job_id`,
         [s.name, s.next_run_at, next, lastTick],
       );
       // Another leader took these ticks, or the schedule was paused or changed meanwhile.

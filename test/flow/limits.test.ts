@@ -137,6 +137,16 @@ describe('limits', () => {
     expect(most).toBeGreaterThan(1);
   });
 
+  it('an idle queue under a concurrency limit is not polled faster than the idle poll', async () => {
+    await db.spool.limits.set('queue', 'idle-capped', { concurrency: 2 });
+    const idle = defineJob({ kind: 'flow.idle', queue: 'idle-capped', schema: z.object({}).passthrough(), handler: () => undefined });
+    worker = await db.spool.work({ jobs: [idle], concurrency: 10, logger: quiet, handleSignals: false, pollIntervalMs: 1_000 });
+    const before = worker.stats.claims;
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // The idle poll: 1 s, then 2 s. A claim cut by the limit would recheck every 250 ms (10 claims).
+    expect(worker.stats.claims - before).toBeLessThanOrEqual(3);
+  });
+
   it('refuses bad settings, naming the field and the fix', async () => {
     const refused = async (p: Promise<unknown>) => {
       const error = await p.then(() => undefined, (e: unknown) => e);

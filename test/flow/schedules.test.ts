@@ -125,6 +125,21 @@ describe('the scheduler', () => {
     });
   }
 
+  it("catchUp 'latest' after 30 minutes (1,800 missed ticks, past the walk's per-run cap for 'all'): one job, for the latest tick", async () => {
+    await db.spool.schedules.upsert([defineSchedule({ name: 'long-outage', cron: '* * * * * *', job: tick, catchUp: 'latest' })]);
+    // Written from SQL with microseconds: the compare-and-set must still match it.
+    const [row] = await db.sql`UPDATE spool.schedules SET next_run_at = now() - interval '30 minutes 0.123456 seconds' WHERE name = 'long-outage' RETURNING now() AS now`;
+    const now = row!.now as Date;
+    worker = await db.spool.work({ jobs: [tick], logger: quiet, handleSignals: false });
+    await waitFor(async () => (await db.spool.schedules.get('long-outage'))!.nextRunAt! > now, 'caught up', 10_000);
+    await db.spool.schedules.pause('long-outage');
+    const jobs = await jobsOf('long-outage');
+    // One job for the 1,800 missed ticks, for the latest (a second or so before the scheduler's run), then new ticks.
+    expect(jobs.length).toBeGreaterThanOrEqual(1);
+    expect(jobs.length).toBeLessThanOrEqual(4);
+    expect(jobs.every((j) => Date.parse(j.tick) > now.getTime() - 2_000)).toBe(true);
+  });
+
   it("overlap 'skip': no tick's job while the previous one is unfinished", async () => {
     worker = await db.spool.work({
       jobs: [slowTick],
