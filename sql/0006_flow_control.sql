@@ -733,9 +733,6 @@ BEGIN
        AND ((l.scope = 'queue' AND l.name = p_queue) OR (l.scope = 'kind' AND l.name = ANY(v_cand_kinds))
          OR (l.scope = 'group' AND l.name = ANY(v_cand_groups)));
     v_retry := least(v_retry, v_state.min);
-    IF v_retry IS NULL AND v_state.min IS NOT NULL THEN
-      v_retry := v_state.min;
-    END IF;
   END IF;
   -- A concurrency limit cut this claim if it left a kind or group out, if the queue's room was
   -- the most that could be taken and was all taken, or if the exact count trimmed the candidates.

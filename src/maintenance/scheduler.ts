@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Logger } from '../observability/logger.js';
 import { CATCH_UP_GRACE_MS, CATCH_UP_MAX_TICKS, nextRun } from '../schedules/schedule.js';
-import type { ScheduleRow } from '../schedules/store.js';
+import { scheduleJob, type ScheduleRow } from '../schedules/store.js';
 import { Service } from './service.js';
 
 /** The scheduler looks at least this often (a schedule added from SQL or another process is seen within it). */
@@ -109,15 +109,9 @@ export class Scheduler extends Service {
         ticks = ticks.slice(-1);
       }
       if (ticks.length === 0) return;
-      const elements = ticks.map((tick) => ({
-        ...s.options,
-        kind: s.kind,
-        payload: s.payload,
-        unique_key: `schedule:${s.name}:${tick.toISOString()}`,
-        // Database time plus the jitter: a tick's job is due at the tick, or up to jitterMs after it.
-        run_at: new Date(tick.getTime() + Math.floor(Math.random() * (s.jitter_ms + 1))).toISOString(),
-        metadata: { ...((s.options.metadata as object | undefined) ?? {}), schedule: s.name, scheduledFor: tick.toISOString() },
-      }));
+      // Database time plus the jitter: a tick's job is due at the tick, or up to jitterMs after it.
+      const elements = ticks.map((tick) => scheduleJob(s, `schedule:${s.name}:${tick.toISOString()}`, { scheduledFor: tick.toISOString() },
+        new Date(tick.getTime() + Math.floor(Math.random() * (s.jitter_ms + 1)))));
       const rows = await tx.unsafe<Array<{ id: string }>>(`SELECT id FROM ${this.#q}.enqueue_batch($1::text::jsonb)`, [JSON.stringify(elements)]);
       const lastId = rows[rows.length - 1]?.id;
       await tx.unsafe(`UPDATE ${this.#q}.schedules SET last_job_id = $2 WHERE name = $1`, [s.name, lastId ?? null]);

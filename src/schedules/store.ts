@@ -41,6 +41,27 @@ export function toSchedule(row: ScheduleRow): Schedule {
   };
 }
 
+/**
+ * One job of a schedule as an enqueue_batch element: its options, kind and
+ * payload, the unique key, and metadata saying which schedule made it (the
+ * leader's ticks and `trigger()` both build theirs here).
+ */
+export function scheduleJob(
+  schedule: Pick<ScheduleRow, 'name' | 'kind' | 'payload' | 'options'>,
+  uniqueKey: string,
+  metadata: Record<string, unknown>,
+  runAt?: Date,
+): Record<string, unknown> {
+  return {
+    ...schedule.options,
+    kind: schedule.kind,
+    payload: schedule.payload,
+    unique_key: uniqueKey,
+    ...(runAt ? { run_at: runAt.toISOString() } : {}),
+    metadata: { ...((schedule.options.metadata as object | undefined) ?? {}), schedule: schedule.name, ...metadata },
+  };
+}
+
 export class ScheduleNotFoundError extends SpoolError {
   constructor(name: string) {
     super('not_found', `no schedule named ${JSON.stringify(name)}: \`spool schedules list\` shows them`);
@@ -78,8 +99,9 @@ export class ScheduleStore {
    */
   async upsert(definitions: readonly ScheduleDefinition[], source = 'code'): Promise<Schedule[]> {
     const out: Schedule[] = [];
+    if (definitions.length === 0) return out;
+    const [{ now }] = (await this.#executor.query<{ now: Date }>('SELECT now() AS now', [])) as [{ now: Date }];
     for (const d of definitions) {
-      const [{ now }] = (await this.#executor.query<{ now: Date }>('SELECT now() AS now', [])) as [{ now: Date }];
       const first = nextRun(d.cron, d.timezone, now);
       const [row] = await this.#executor.query<ScheduleRow>(
         `INSERT INTO ${this.#q}.schedules AS s (name, cron, timezone, kind, payload, options, jitter_ms, overlap, catch_up, paused, next_run_at, source)
@@ -153,13 +175,7 @@ export class ScheduleStore {
   /** Enqueues one job of the schedule now, outside its ticks (paused or not); returns its id. */
   async trigger(name: string): Promise<string> {
     const schedule = await this.#require(name);
-    const element = {
-      ...schedule.options,
-      kind: schedule.kind,
-      payload: schedule.payload,
-      unique_key: `schedule:${schedule.name}:manual:${crypto.randomUUID()}`,
-      metadata: { ...((schedule.options.metadata as object | undefined) ?? {}), schedule: schedule.name, trigger: 'manual' },
-    };
+    const element = scheduleJob(schedule, `schedule:${schedule.name}:manual:${crypto.randomUUID()}`, { trigger: 'manual' });
     const [row] = await this.#executor.query<{ id: string }>(`SELECT id FROM ${this.#q}.enqueue_batch($1::text::jsonb)`, [JSON.stringify([element])]);
     return String(row!.id);
   }
