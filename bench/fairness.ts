@@ -14,7 +14,7 @@
  * 4. rate limit: 4 worker processes on one queue limited to N per second:
  *    the most starts in any 1-second window (from started_at).
  *
- *   npm run bench:fairness            (RUNS=3, RATE=500)
+ *   npm run bench:fairness            (RUNS=3, RATE=500; PARTS=1,3 runs only those)
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -26,6 +26,8 @@ import { drain, openSpool, spoolBuild, spoolModule } from './support/spool.js';
 const { createLogger, defineJob } = spoolModule;
 const RUNS = Number(process.env.RUNS ?? 3);
 const RATE = Number(process.env.RATE ?? 500);
+// PARTS=1,4 runs only those parts (all four by default).
+const PARTS = new Set((process.env.PARTS ?? '1,2,3,4').split(',').map((p) => Number(p.trim())));
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -147,37 +149,45 @@ const spool = await openSpool(db.url);
 try {
   console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}; Spool from ${spoolBuild}; ${db.server}; ${JSON.stringify(db.settings)}\n`);
 
-  const plain: number[] = [];
-  const flow: number[] = [];
-  for (let round = 0; round < RUNS; round++) {
-    plain.push(await drainRun(spool, false));
-    flow.push(await drainRun(spool, true));
-  }
-  console.log(`1. drain of 50,000 no-op jobs over 100 groups, c50, median of ${RUNS} interleaved runs`);
-  console.log(`   plain: ${fmt(median(plain))} jobs/s (${plain.map((r) => fmt(r)).join(', ')})`);
-  console.log(`   rate limit 1,000,000/s + fairness: ${fmt(median(flow))} jobs/s (${flow.map((r) => fmt(r)).join(', ')})`);
-  console.log(`   ratio: ${fmt(median(flow) / median(plain), 2)}x\n`);
-
-  console.log('2. A: 200,000 queued; B-K: 100 each enqueued once A is draining; c50: start delay of B-K (s)');
-  for (const fair of [false, true]) {
-    const r = await promptStart(spool, fair);
-    console.log(`   fairness ${fair ? 'on ' : 'off'}: p50 ${fmt(r.p50, 3)}, p99 ${fmt(r.p99, 3)}, max ${fmt(r.max, 3)} (A still waiting when B-K were done: ${fmt(r.aLeft)})`);
+  if (PARTS.has(1)) {
+    const plain: number[] = [];
+    const flow: number[] = [];
+    for (let round = 0; round < RUNS; round++) {
+      plain.push(await drainRun(spool, false));
+      flow.push(await drainRun(spool, true));
+    }
+    console.log(`1. drain of 50,000 no-op jobs over 100 groups, c50, median of ${RUNS} interleaved runs`);
+    console.log(`   plain: ${fmt(median(plain))} jobs/s (${plain.map((r) => fmt(r)).join(', ')})`);
+    console.log(`   rate limit 1,000,000/s + fairness: ${fmt(median(flow))} jobs/s (${flow.map((r) => fmt(r)).join(', ')})`);
+    console.log(`   ratio: ${fmt(median(flow) / median(plain), 2)}x\n`);
   }
 
-  const equal = await shares(spool, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`e${i}`, 1])), 30_000, 3);
-  const counts = [...equal.values()];
-  const jain = counts.reduce((a, b) => a + b, 0) ** 2 / (counts.length * counts.reduce((a, b) => a + b * b, 0));
-  console.log(`\n3. 10 backlogged groups, equal weights, the first 2 s of a c50 drain: starts per group ${counts.join(', ')}; Jain's index ${fmt(jain, 4)}`);
-  const weighted = await shares(spool, { w1: 1, w2: 2, w4: 4 }, 100_000, 3);
-  const total = [...weighted.values()].reduce((a, b) => a + b, 0);
-  const line = [['w1', 1], ['w2', 2], ['w4', 4]].map(([g, w]) => {
-    const share = (weighted.get(g as string) ?? 0) / total;
-    return `${g} ${fmt(share * 100, 1)} % (weight share ${fmt(((w as number) / 7) * 100, 1)} %, off by ${fmt((Math.abs(share - (w as number) / 7) / ((w as number) / 7)) * 100, 1)} %)`;
-  });
-  console.log(`   weights 1:2:4: ${line.join('; ')}`);
+  if (PARTS.has(2)) {
+    console.log('2. A: 200,000 queued; B-K: 100 each enqueued once A is draining; c50: start delay of B-K (s)');
+    for (const fair of [false, true]) {
+      const r = await promptStart(spool, fair);
+      console.log(`   fairness ${fair ? 'on ' : 'off'}: p50 ${fmt(r.p50, 3)}, p99 ${fmt(r.p99, 3)}, max ${fmt(r.max, 3)} (A still waiting when B-K were done: ${fmt(r.aLeft)})`);
+    }
+  }
 
-  const rate = await rateRun(db.url, spool);
-  console.log(`\n4. rate limit ${RATE}/s, 4 worker processes at c50: ${fmt(rate.starts)} starts over ${fmt(rate.seconds, 1)} s; busiest 1-second window ${rate.busiest} (limit ${RATE})`);
+  if (PARTS.has(3)) {
+    const equal = await shares(spool, Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`e${i}`, 1])), 30_000, 3);
+    const counts = [...equal.values()];
+    const jain = counts.reduce((a, b) => a + b, 0) ** 2 / (counts.length * counts.reduce((a, b) => a + b * b, 0));
+    console.log(`\n3. 10 backlogged groups, equal weights, the first 2 s of a c50 drain: starts per group ${counts.join(', ')}; Jain's index ${fmt(jain, 4)}`);
+    const weighted = await shares(spool, { w1: 1, w2: 2, w4: 4 }, 100_000, 3);
+    const total = [...weighted.values()].reduce((a, b) => a + b, 0);
+    const line = [['w1', 1], ['w2', 2], ['w4', 4]].map(([g, w]) => {
+      const share = (weighted.get(g as string) ?? 0) / total;
+      return `${g} ${fmt(share * 100, 1)} % (weight share ${fmt(((w as number) / 7) * 100, 1)} %, off by ${fmt((Math.abs(share - (w as number) / 7) / ((w as number) / 7)) * 100, 1)} %)`;
+    });
+    console.log(`   weights 1:2:4: ${line.join('; ')}`);
+  }
+
+  if (PARTS.has(4)) {
+    const rate = await rateRun(db.url, spool);
+    console.log(`\n4. rate limit ${RATE}/s, 4 worker processes at c50: ${fmt(rate.starts)} starts over ${fmt(rate.seconds, 1)} s; busiest 1-second window ${rate.busiest} (limit ${RATE})`);
+  }
 } finally {
   await spool.close();
   await db.close();
