@@ -26,8 +26,10 @@ import { drain, openSpool, spoolBuild, spoolModule } from './support/spool.js';
 const { createLogger, defineJob } = spoolModule;
 const RUNS = Number(process.env.RUNS ?? 3);
 const RATE = Number(process.env.RATE ?? 500);
-// PARTS=1,4 runs only those parts (all four by default).
 const PARTS = new Set((process.env.PARTS ?? '1,2,3,4').split(',').map((p) => Number(p.trim())));
+if ([...PARTS].some((part) => ![1, 2, 3, 4].includes(part))) {
+  throw new Error(`PARTS=${process.env.PARTS}: expected a comma-separated list of the parts 1 to 4, e.g. PARTS=1,3`);
+}
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
