@@ -43,6 +43,8 @@ export const PREFETCH_WINDOW_MS = 100;
 const FLOW_REFRESH_MS = 5_000;
 /** While a concurrency limit keeps a queue full, how often to look again (plus jitter); a local outcome written looks at once. */
 const CONCURRENCY_RECHECK_MS = 250;
+/** The most one claim_flow() call takes (sql/0007: the bound its shared limiter locks rely on). */
+const FLOW_CLAIM_MAX = 1_000;
 /**
  * How long a fair queue's list of groups with waiting jobs is reused between
  * claims (a NOTIFY of new jobs in the queue drops it at once): looking the
@@ -632,20 +634,25 @@ export class Worker {
    * for each queue under it while there is room. Returns the rows and, when
    * a limit cut a flow claim, when to look again (ms; -1: a concurrency limit).
    */
-  async #claimRows(limit: number): Promise<{ rows: ClaimedRow[]; retryMs: number | undefined }> {
+  async #claimRows(limit: number): Promise<{ rows: ClaimedRow[]; retryMs: number | undefined; full: boolean }> {
     if (this.#flowQueues.size === 0) {
-      return { rows: await this.#executor.query<ClaimedRow>(this.#statements.claim, [this.queues, this.kinds, limit, this.id, this.#options.leaseMs]), retryMs: undefined };
+      const rows = await this.#executor.query<ClaimedRow>(this.#statements.claim, [this.queues, this.kinds, limit, this.id, this.#options.leaseMs]);
+      return { rows, retryMs: undefined, full: rows.length === limit };
     }
     const plain = this.queues.filter((queue) => !this.#flowQueues.has(queue));
     const rows = plain.length > 0
       ? await this.#executor.query<ClaimedRow>(this.#statements.claim, [plain, this.kinds, limit, this.id, this.#options.leaseMs])
       : [];
     let retryMs: number | undefined;
+    // A full batch means more may be waiting (claim again when slots free up).
+    let full = rows.length === limit;
     for (const queue of this.queues) {
       if (!this.#flowQueues.has(queue) || rows.length >= limit) continue;
+      const asked = Math.min(limit - rows.length, FLOW_CLAIM_MAX);
       const got = await this.#executor.query<FlowClaimedRow>(this.#statements.claimFlow, [
-        queue, this.kinds, limit - rows.length, this.id, this.#options.leaseMs, await this.#groupsOf(queue),
+        queue, this.kinds, asked, this.id, this.#options.leaseMs, await this.#groupsOf(queue),
       ]);
+      if (got.length === asked && got[0]?.id !== null) full = true;
       for (const row of got) {
         if (row.retry_in_ms !== null) {
           const hint = Number(row.retry_in_ms);
@@ -654,7 +661,7 @@ export class Worker {
         if (row.id !== null) rows.push(row as ClaimedRow);
       }
     }
-    return { rows, retryMs };
+    return { rows, retryMs, full: full || rows.length === limit };
   }
 
   /** A fair queue's groups with waiting jobs, looked up again when older than FLOW_GROUPS_TTL_MS; null for other queues. */
@@ -685,9 +692,11 @@ export class Worker {
 
   async #claimUpTo(limit: number): Promise<void> {
     let rows: ClaimedRow[];
+    let full: boolean;
     try {
       const claimed = await this.#claimRows(limit);
       rows = claimed.rows;
+      full = claimed.full;
       this.#scheduleLimitWake(claimed.retryMs);
     } catch (error) {
       this.#log.error({ err: error }, 'claim failed; retrying at the next poll');
@@ -697,7 +706,7 @@ export class Worker {
     }
     this.#stats.claims++;
     // A full batch means more may be waiting: claim again when slots free up.
-    this.#backlog = rows.length === limit;
+    this.#backlog = full;
     this.#schedulePoll(rows.length > 0);
     if (rows.length === 0) return;
     this.#stats.claimed += rows.length;

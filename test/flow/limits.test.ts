@@ -147,6 +147,34 @@ describe('limits', () => {
     expect(worker.stats.claims - before).toBeLessThanOrEqual(3);
   });
 
+  it('a rate limit claimed past its exact count by concurrent claims, far from the limit and then at it: exactly the limit starts, each job once', async () => {
+    // Far from the limit (room for a full claim from every allowed connection) claims share the
+    // limiter's lock; nearer, they take turns. Start with room just past that margin, so the
+    // claims cross from one to the other and then run the limiter dry.
+    const [setting] = await db.sql`SELECT current_setting('max_connections')::int AS connections`;
+    const margin = (setting!.connections as number) * 1000;
+    const limit = margin + 3000;
+    await db.spool.limits.set('queue', 'bulk', { rate: { limit, windowMs: 3_600_000 }, fair: true });
+    await db.sql`INSERT INTO spool.jobs (queue, kind, group_key)
+                 SELECT 'bulk', 'flow.bulk', 'g' || (i % 3) FROM generate_series(1, ${limit + 5000}) AS i`;
+    const claimer = async (n: number) => {
+      let claimed = 0;
+      for (;;) {
+        const rows = await db.sql`SELECT id, retry_in_ms FROM spool.claim_flow('bulk', '{flow.bulk}', 1000, ${`w${n}`}, 3600000)`;
+        const got = rows.filter((row) => row.id !== null).length;
+        claimed += got;
+        // Empty with a refill time: the limiter is dry (a hint of 0 means look again at once).
+        if (got === 0 && Number(rows[0]?.retry_in_ms) > 0) return claimed;
+      }
+    };
+    const counts = await Promise.all([1, 2, 3, 4, 5].map(claimer));
+    const [row] = await db.sql`SELECT count(*)::int AS running, count(DISTINCT id)::int AS distinct_ids,
+                                      count(*) FILTER (WHERE attempt <> 1)::int AS reclaimed
+                                 FROM spool.jobs WHERE queue = 'bulk' AND state = 'running'`;
+    expect(row).toEqual({ running: limit, distinct_ids: limit, reclaimed: 0 });
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(limit);
+  }, 120_000);
+
   it('refuses bad settings, naming the field and the fix', async () => {
     const refused = async (p: Promise<unknown>) => {
       const error = await p.then(() => undefined, (e: unknown) => e);
