@@ -23,6 +23,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/sql ./sql
 RUN mkdir -p /app/.spool && chown node /app/.spool
 ENV SPOOL_PORT=8080
+# Inside a container the API must listen on every interface; every route but the health checks needs an API key (SPOOL_AUTH=keys).
+ENV SPOOL_HOST=0.0.0.0
 EXPOSE 8080
 USER node
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"

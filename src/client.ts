@@ -1,4 +1,5 @@
 import { LimitStore } from './flow/limits.js';
+import { KeyStore } from './auth/keys.js';
 import { ScheduleStore } from './schedules/store.js';
 import postgres from 'postgres';
 import { Kysely } from 'kysely';
@@ -96,6 +97,8 @@ export class Spool {
   readonly limits: LimitStore;
   /** Cron schedules (docs/flow-control.md). */
   readonly schedules: ScheduleStore;
+  /** API keys (docs/security.md). */
+  readonly keys: KeyStore;
 
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
@@ -137,6 +140,7 @@ export class Spool {
     this.quotedSchema = q;
     this.limits = new LimitStore(this.#pool, q);
     this.schedules = new ScheduleStore(this.#pool, this.sql, q);
+    this.keys = new KeyStore(this.#pool, q);
     this.#statements = {
       enqueue: enqueueSql(q),
       cancel: cancelSql(q),

@@ -12,8 +12,8 @@ import { limitsConfigSchema } from './flow/limits.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
-/** Interface the HTTP API listens on: all of them, as a container needs. */
-export const HOST_DEFAULT = '0.0.0.0';
+/** Interface the HTTP API listens on: this machine only (a container sets SPOOL_HOST=0.0.0.0). */
+export const HOST_DEFAULT = '127.0.0.1';
 /** Largest request body the API reads (1 MiB); more is answered 413. */
 export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024;
 /** Most jobs in one `POST /jobs/batch`. */
@@ -36,6 +36,8 @@ const wholeNumber = (rule: string, min: number, max: number) =>
 const flag = (rule: string) =>
   z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')], { error: rule });
 const QUEUES_RULE = 'expected queue names separated by commas, e.g. "default,mail"';
+const HOSTS_RULE = 'expected host names separated by commas, e.g. "spool.internal,localhost", or * for any';
+const ORIGINS_RULE = 'expected origins separated by commas, e.g. "https://admin.example.com,http://localhost:3000"';
 
 /**
  * Every setting, its environment variable and its default: the one source
@@ -89,6 +91,31 @@ export const SETTINGS = {
     default: HOST_DEFAULT,
     schema: z.string().min(1, { error: 'expected an interface address, e.g. 127.0.0.1 or 0.0.0.0' }),
     describe: 'interface the HTTP API listens on',
+  },
+  auth: {
+    env: 'SPOOL_AUTH',
+    default: 'keys',
+    schema: z.enum(['keys', 'off'], { error: 'expected keys (every route but /healthz and /readyz needs an API key) or off (none does: only behind your own auth)' }),
+    describe: 'keys: the API asks for an API key (spool keys create); off: it asks for none (logged as a warning)',
+  },
+  allowedHosts: {
+    env: 'SPOOL_ALLOWED_HOSTS',
+    schema: z
+      .union([z.string().transform((s) => s.split(',').map((h) => h.trim()).filter(Boolean)), z.array(z.string())], { error: HOSTS_RULE })
+      .pipe(z.array(z.string().regex(/^(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/, { error: HOSTS_RULE })).min(1, { error: HOSTS_RULE })),
+    describe: 'host names the API answers to (Host header), comma-separated, * for any (default: localhost names and SPOOL_HOST; any when SPOOL_HOST is 0.0.0.0 or ::)',
+  },
+  corsOrigins: {
+    env: 'SPOOL_CORS_ORIGINS',
+    schema: z
+      .union([z.string().transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean)), z.array(z.string())], { error: ORIGINS_RULE })
+      .pipe(z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/, { error: ORIGINS_RULE }))),
+    describe: 'browser origins allowed to call the API (CORS), comma-separated (default: none)',
+  },
+  docsPublic: {
+    env: 'SPOOL_DOCS_PUBLIC',
+    schema: flag('expected true or false'),
+    describe: 'serve GET /docs and /openapi.json without an API key (they hold no data); default: true on a loopback SPOOL_HOST, false otherwise',
   },
   port: {
     env: 'SPOOL_PORT',

@@ -65,3 +65,4 @@ export {
 } from './schedules/schedule.js';
 export { type Schedule, ScheduleNotFoundError } from './schedules/store.js';
 export { type Limit, type LimitScope, type LimitSettings, type LimitsConfig, type GroupInfo, LIMIT_SCOPES, parseRate } from './flow/limits.js';
+export { type ApiKey, type CreatedKey, type CreateKeyOptions, type Role, type Permission, ROLES, ROLE_GRANTS } from './auth/keys.js';

@@ -17,6 +17,10 @@ import { registerQueueRoutes } from './routes/queues.js';
 import { registerKindRoutes } from './routes/kinds.js';
 import { registerMaintenanceRoutes } from './routes/maintenance.js';
 import { registerFlowRoutes } from './routes/flow.js';
+import { registerKeyRoutes } from './routes/keys.js';
+import { registerAccessChecks, type AuthMode } from './access.js';
+import { defaultAllowedHosts, registerWebSafety } from './web-safety.js';
+import type { ApiKey } from '../auth/keys.js';
 import { KindCatalog, type UnknownKinds } from '../kinds/catalog.js';
 import { postgresExecutor } from '../db/executor.js';
 
@@ -40,9 +44,22 @@ export interface ApiOptions {
    * registered kind is checked against its schema.
    */
   unknownKinds?: UnknownKinds;
+  /**
+   * `keys` (the default): every route but /healthz and /readyz needs an API
+   * key whose role allows it (docs/security.md). `off`: no key is asked for.
+   */
+  auth?: AuthMode;
+  /** Open GET /docs and /openapi.json without a key (they hold no data). */
+  docsPublic?: boolean;
+  /** Host names the API answers to (the Host header), `*` for any; default: loopback names only. */
+  allowedHosts?: string[];
+  /** Browser origins allowed to call the API (CORS); none by default. */
+  corsOrigins?: string[];
 }
 
-export type ApiEnv = { Variables: { requestId: string; log: Logger; bodyLimitBytes: number } };
+export type ApiEnv = {
+  Variables: { requestId: string; log: Logger; bodyLimitBytes: number; apiKey: ApiKey | undefined; accessChecked: boolean };
+};
 
 /** Everything a route handler needs. */
 export interface ApiContext {
@@ -137,11 +154,13 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
       requestLog[level]({ method: c.req.method, route, status, duration_ms: Math.round(seconds * 1e6) / 1e3 }, 'request');
     }
   });
+
+  registerWebSafety(app, { allowedHosts: options.allowedHosts ?? defaultAllowedHosts('127.0.0.1'), corsOrigins: options.corsOrigins ?? [] });
+  registerAccessChecks(app, { mode: options.auth ?? 'keys', keys: options.spool.keys, docsPublic: options.docsPublic });
   if (metrics) {
     options.spool.startQueueGauges({ log });
     app.get('/metrics', async (c) => c.body(await metrics.text(), 200, { 'Content-Type': metrics.contentType }));
   }
-
   registerHealthRoutes(app, ctx);
   registerDocsRoutes(app);
   registerJobRoutes(app, ctx);
@@ -150,6 +169,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerKindRoutes(app, ctx);
   registerMaintenanceRoutes(app, ctx);
   registerFlowRoutes(app, ctx);
+  registerKeyRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected } = problemFor(error);

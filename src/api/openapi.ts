@@ -29,10 +29,16 @@ import {
   scheduleEnvelope,
   schedulesResponse,
   triggerResponse,
+  keysResponse,
+  keyEnvelope,
+  createdKeyResponse,
+  keysQuery,
 } from './schemas.js';
+import { ROUTE_ACCESS } from './access.js';
+import { createKeySchema } from '../auth/keys.js';
 import { limitSettingsSchema } from '../flow/limits.js';
 
-type Status = '200' | '201' | '400' | '404' | '409' | '413' | '415' | '503';
+type Status = '200' | '201' | '400' | '401' | '403' | '404' | '409' | '413' | '415' | '503';
 
 interface RouteDoc {
   summary: string;
@@ -46,6 +52,8 @@ interface RouteDoc {
 
 const ERROR_TEXT: Record<string, string> = {
   '400': 'invalid input: every bad field is named in details',
+  '401': 'no API key, or an unknown, revoked or expired one (Authorization: Bearer spool_…)',
+  '403': 'the key\'s role does not allow this route, or a cross-site request',
   '404': 'no such job or route',
   '409': 'illegal transition (the job is not in a state this action starts from) or unique-key conflict',
   '413': 'body over the limit (SPOOL_BODY_LIMIT_BYTES, 1 MiB by default)',
@@ -157,6 +165,12 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
     put: { summary: 'Set a group\'s weight, concurrency and rate (as PUT /limits/group/{name}).', path: ['name'], body: limitSettingsSchema, ok: { '200': limitEnvelope }, errors: ['400', '415', '503'] },
     delete: { summary: 'Remove a group\'s weight and limits.', path: ['name'], ok: { '200': removedResponse }, errors: ['400', '503'] },
   },
+  '/keys': {
+    get: { summary: 'API keys (never their secrets), newest first.', query: keysQuery, ok: { '200': keysResponse }, errors: ['400', '503'] },
+    post: { summary: 'Create a key; the answer holds the whole key, shown this once.', body: createKeySchema, ok: { '201': createdKeyResponse }, errors: ['400', '415', '503'] },
+  },
+  '/keys/{id}': { delete: { summary: 'Revoke a key (by id or prefix) at once (within 5 s on every API process).', path: ['id'], ok: { '200': keyEnvelope }, errors: ['400', '404', '503'] } },
+  '/keys/{id}/rotate': { post: { summary: 'A new key with the same role and name; the old one is revoked.', path: ['id'], ok: { '201': createdKeyResponse }, errors: ['400', '404', '503'] } },
   '/healthz': { get: { summary: 'The process is alive.', ok: { '200': healthResponse }, errors: [] } },
   '/readyz': {
     get: { summary: 'Database reachable, migrations current, listener connected (where workers run).', ok: { '200': readyResponse }, errors: ['503'] },
@@ -193,8 +207,14 @@ export function openApiDocument(version: string): object {
       for (const status of route.errors) {
         responses[status] = { description: ERROR_TEXT[status], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
       }
+      const access = ROUTE_ACCESS[`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`];
+      if (access !== 'open') {
+        responses['401'] = { description: ERROR_TEXT['401'], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+        responses['403'] = { description: ERROR_TEXT['403'], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+      }
       paths[path][method] = {
-        summary: route.summary,
+        summary: access && access !== 'open' ? `${route.summary} Needs a key allowed to ${access}.` : route.summary,
+        security: access === 'open' ? [] : [{ bearerKey: [] }],
         ...(parameters.length > 0 ? { parameters } : {}),
         ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } } : {}),
         responses,
@@ -207,7 +227,13 @@ export function openApiDocument(version: string): object {
     // Relative to this document: where the API is mounted under a prefix, "Try it out" calls the prefix.
     servers: [{ url: '.' }],
     paths,
-    components: { schemas: { Problem: schemaOf(problemResponse, 'output') } },
+    security: [{ bearerKey: [] }],
+    components: {
+      schemas: { Problem: schemaOf(problemResponse, 'output') },
+      securitySchemes: {
+        bearerKey: { type: 'http', scheme: 'bearer', description: 'An API key, spool_<prefix>_<secret>: spool keys create --role admin|operator|producer|reader' },
+      },
+    },
   };
   return cached;
 }

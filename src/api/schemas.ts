@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROLES } from '../auth/keys.js';
 import { JOB_STATES, type Job } from '../job.js';
 import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
 import { jobOptionFields, oneWhen, runAtTextSchema } from '../job-options.js';
@@ -214,4 +215,23 @@ export const groupsResponse = z.object({
     concurrency: z.number().int().nullable(), rate: z.object({ limit: z.number().int(), windowMs: z.number().int() }).nullable(),
     configured: z.boolean().describe('it has a limits row (a weight or a limit)'),
   })),
+});
+
+const apiKeyShape = z.object({
+  id: z.string(),
+  prefix: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  tenant: z.string().nullable(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  rotatedFrom: z.string().nullable(),
+});
+export const keysResponse = z.object({ keys: z.array(apiKeyShape) });
+export const keyEnvelope = z.object({ apiKey: apiKeyShape });
+export const createdKeyResponse = z.object({ key: z.string().describe('the whole key: shown this once, never again'), apiKey: apiKeyShape });
+export const keysQuery = z.strictObject({
+  includeRevoked: z.enum(['true', 'false'], { error: 'expected true or false' }).optional().describe('also list revoked keys'),
 });

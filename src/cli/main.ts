@@ -20,6 +20,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerSchedules } from './commands/schedules.js';
 import { registerLimits } from './commands/limits.js';
+import { registerKeys } from './commands/keys.js';
 
 const program = new Command()
   .name('spool')
@@ -46,6 +47,7 @@ registerKinds(program);
 registerPrune(program);
 registerDoctor(program);
 registerSchedules(program);
+registerKeys(program);
 registerLimits(program);
 registerConfig(program);
 

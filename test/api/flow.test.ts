@@ -10,7 +10,7 @@ import { api, type ApiCall } from '../support/api.js';
 const db = useTestDatabase();
 let call: ApiCall;
 beforeAll(() => {
-  call = api(createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }), unknownKinds: 'allow' }));
+  call = api(createApp({ auth: 'off', spool: db.spool, logger: createLogger({ level: 'silent' }), unknownKinds: 'allow' }));
 });
 
 describe('/schedules', () => {
@@ -43,7 +43,7 @@ describe('/schedules', () => {
   });
 
   it('checks the kind and its payload as POST /jobs does', async () => {
-    const strict = api(createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }) }));
+    const strict = api(createApp({ auth: 'off', spool: db.spool, logger: createLogger({ level: 'silent' }) }));
     await db.spool.registerKinds([defineJob({ kind: 'report.typed', schema: z.object({ day: z.string() }) })]);
     await waitFor(async () => (await strict('PUT', '/schedules/typed', { cron: '0 * * * *', kind: 'report.typed', payload: { day: 'mon' } })).status === 200, 'kind registered');
     const bad = await strict('PUT', '/schedules/typed', { cron: '0 * * * *', kind: 'report.typed', payload: { day: 1 } });

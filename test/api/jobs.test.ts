@@ -7,7 +7,7 @@ import { api, type ApiCall } from '../support/api.js';
 const db = useTestDatabase();
 let call: ApiCall;
 beforeAll(() => {
-  call = api(createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }), batchMax: 5, bodyLimitBytes: 4096, unknownKinds: 'allow' }));
+  call = api(createApp({ auth: 'off', spool: db.spool, logger: createLogger({ level: 'silent' }), batchMax: 5, bodyLimitBytes: 4096, unknownKinds: 'allow' }));
 });
 
 describe('POST /jobs', () => {

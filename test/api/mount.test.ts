@@ -10,7 +10,7 @@ describe('createApp mounted in your own Hono app', () => {
   it('serves the Spool API under a prefix beside your routes: jobs, errors, OpenAPI and the docs page with relative links', async () => {
     const app = new Hono();
     app.get('/', (c) => c.text('my app'));
-    app.route('/spool', createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }), unknownKinds: 'allow' }));
+    app.route('/spool', createApp({ auth: 'off', spool: db.spool, logger: createLogger({ level: 'silent' }), unknownKinds: 'allow' }));
     const call = api(app);
 
     expect((await call('GET', '/')).body).toBe('my app');
@@ -29,7 +29,7 @@ describe('createApp mounted in your own Hono app', () => {
 
   it('over a real socket with startApiServer', async () => {
     const app = new Hono();
-    app.route('/queue', createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }) }));
+    app.route('/queue', createApp({ auth: 'off', spool: db.spool, logger: createLogger({ level: 'silent' }) }));
     const server = await startApiServer(app, { host: '127.0.0.1', port: 0 });
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/queue/healthz`);

@@ -12,7 +12,7 @@ const quiet = createLogger({ level: 'silent' });
 let call: ApiCall;
 const others: Spool[] = [];
 beforeAll(() => {
-  call = api(createApp({ spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
+  call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
 });
 afterAll(async () => {
   for (const spool of others) await spool.close();
@@ -105,7 +105,7 @@ describe('health', () => {
   });
 
   it('GET /readyz is 200 with every check passing', async () => {
-    const withListener = api(createApp({ spool: db.spool, logger: quiet, listenerConnected: () => true }));
+    const withListener = api(createApp({ auth: 'off', spool: db.spool, logger: quiet, listenerConnected: () => true }));
     const res = await withListener('GET', '/readyz');
     expect(res.status).toBe(200);
     expect(Object.keys(res.body.checks).sort()).toEqual(['database', 'listener', 'migrations']);
@@ -114,7 +114,7 @@ describe('health', () => {
   it('GET /readyz is 503 naming the failing check: migrations pending, listener down', async () => {
     const unmigrated = createSpool({ connectionString: empty.url, poolSize: 1 });
     others.push(unmigrated);
-    const res = await api(createApp({ spool: unmigrated, logger: quiet, listenerConnected: () => false }))('GET', '/readyz');
+    const res = await api(createApp({ auth: 'off', spool: unmigrated, logger: quiet, listenerConnected: () => false }))('GET', '/readyz');
     expect(res.status).toBe(503);
     expect(res.body.checks.database.ok).toBe(true);
     expect(res.body.checks.migrations).toMatchObject({ ok: false, message: expect.stringMatching(/pending: 0001_jobs\.sql/) });
@@ -124,7 +124,7 @@ describe('health', () => {
   it('database down: /readyz 503 names the database; a write is 503 database_unavailable', async () => {
     const down = createSpool({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/nowhere`, poolSize: 1 });
     others.push(down);
-    const call503 = api(createApp({ spool: down, logger: quiet }));
+    const call503 = api(createApp({ auth: 'off', spool: down, logger: quiet }));
     const ready = await call503('GET', '/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body.checks.database.ok).toBe(false);
@@ -136,7 +136,7 @@ describe('health', () => {
   it('an unexpected error is a 500 with the request id and no SQL or stack', async () => {
     const wrongSchema = createSpool({ connectionString: db.url, schema: 'nothing_here', poolSize: 1 });
     others.push(wrongSchema);
-    const res = await api(createApp({ spool: wrongSchema, logger: quiet }))('GET', '/jobs/1', undefined, { 'X-Request-Id': 'trace-me' });
+    const res = await api(createApp({ auth: 'off', spool: wrongSchema, logger: quiet }))('GET', '/jobs/1', undefined, { 'X-Request-Id': 'trace-me' });
     expect(res.status).toBe(500);
     expect(res.body.error).toMatchObject({ code: 'internal', requestId: 'trace-me' });
     expect(JSON.stringify(res.body)).not.toMatch(/SELECT|nothing_here|relation|at .*\.ts/);
@@ -149,11 +149,11 @@ describe('OpenAPI', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.0.3');
     expect(Object.keys(res.body.paths).sort()).toEqual(
-      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/kinds', '/maintenance/prune', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz', '/groups', '/groups/{name}', '/limits', '/limits/{scope}/{name}', '/schedules', '/schedules/{name}', '/schedules/{name}/pause', '/schedules/{name}/resume', '/schedules/{name}/trigger'].sort(),
+      ['/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/keys', '/keys/{id}', '/keys/{id}/rotate', '/kinds', '/maintenance/prune', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz', '/groups', '/groups/{name}', '/limits', '/limits/{scope}/{name}', '/schedules', '/schedules/{name}', '/schedules/{name}/pause', '/schedules/{name}/resume', '/schedules/{name}/trigger'].sort(),
     );
     const post = res.body.paths['/jobs'].post;
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['kind']);
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '201', '400', '413', '415', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '201', '400', '401', '403', '413', '415', '503']);
     expect(res.body.paths['/jobs'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['state', 'queue', 'kind', 'tag', 'limit', 'cursor', 'order']);
   });
 
@@ -170,7 +170,7 @@ describe('OpenAPI', () => {
 describe('over a real socket (@hono/node-server)', () => {
   it('413 by Content-Length before reading, 413 for a chunked body past the limit, 201 under it', async () => {
     const { startApiServer } = await import('../../src/api/server.js');
-    const server = await startApiServer(createApp({ spool: db.spool, logger: quiet, bodyLimitBytes: 2048, unknownKinds: 'allow' }), { host: '127.0.0.1', port: 0 });
+    const server = await startApiServer(createApp({ auth: 'off', spool: db.spool, logger: quiet, bodyLimitBytes: 2048, unknownKinds: 'allow' }), { host: '127.0.0.1', port: 0 });
     try {
       const url = `http://127.0.0.1:${server.port}/jobs`;
       const headers = { 'content-type': 'application/json' };

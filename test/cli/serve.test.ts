@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSpool } from '../../src/index.js';
 import { freePort } from '../../src/db/embedded.js';
@@ -21,17 +21,19 @@ function postgresProcessesUsing(dataDir: string): number {
   }
 }
 
-async function serve(env: Record<string, string | undefined>, tasks = 'examples/tasks'): Promise<{ run: CliRun; url: string; api: string }> {
+/** A started `spool serve`, with the admin key its first start made (printed once, and kept next to the data folder). */
+async function serve(env: Record<string, string | undefined>, tasks = 'examples/tasks'): Promise<{ run: CliRun; url: string; api: string; key: string }> {
   const run = runCli(['serve', '--tasks', tasks], { DATABASE_URL: undefined, SPOOL_PORT: '0', ...env }, { group: true });
   await waitFor(() => /spool serving/.test(run.output().stdout) || run.child.exitCode !== null, 'spool serve to start', 120_000);
   const match = /embedded PostgreSQL: (\S+)/.exec(run.output().stdout);
   const api = /spool API on (\S+)/.exec(run.output().stdout);
   if (!match || !api) throw new Error(`no embedded or API URL printed:\n${run.output().stdout}\n${run.output().stderr}`);
-  return { run, url: match[1]!, api: api[1]! };
+  const key = (await readFile(join(dirname(env.SPOOL_DATA_DIR!), 'admin-key'), 'utf8')).trim();
+  return { run, url: match[1]!, api: api[1]!, key };
 }
 
-async function http(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, init);
+async function http(url: string, key: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${key}` } });
   return { status: res.status, body: await res.json() };
 }
 
@@ -43,20 +45,27 @@ describe('spool serve with no DATABASE_URL', () => {
     const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_OUTBOX_DIR: join(folder, 'outbox') };
 
     const first = await serve(env);
-    await waitFor(async () => (await http(`${first.api}/readyz`)).status === 200, '/readyz to answer 200');
-    const posted = await http(`${first.api}/jobs`, {
+    await waitFor(async () => (await http(`${first.api}/readyz`, first.key)).status === 200, '/readyz to answer 200');
+    // The first start printed its admin key once; without a key the API answers 401.
+    expect(first.run.output().stdout).toContain(`admin API key (shown once`);
+    expect(first.run.output().stdout).toContain(first.key);
+    expect((await fetch(`${first.api}/queues`)).status).toBe(401);
+    const posted = await http(`${first.api}/jobs`, first.key, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ kind: 'email.send', payload: { to: 'ann@example.com', subject: 'Hello' } }),
     });
     expect(posted.status).toBe(201);
     const id: string = posted.body.job.id;
-    await waitFor(async () => (await http(`${first.api}/jobs/${id}`)).body.job.state === 'completed', 'the job to complete');
+    await waitFor(async () => (await http(`${first.api}/jobs/${id}`, first.key)).body.job.state === 'completed', 'the job to complete');
     first.run.child.kill('SIGTERM');
     expect(await first.run.exited).toBe(0);
     expect(postgresProcessesUsing(dataDir)).toBe(0);
 
     const second = await serve(env);
+    // The key from the first start still works, and no second key is made.
+    expect(second.run.output().stdout).not.toContain('admin API key');
+    expect((await http(`${second.api}/jobs/${id}`, second.key)).body.job.state).toBe('completed');
     const again = createSpool({ connectionString: second.url, poolSize: 2 });
     expect((await again.getJob(id))?.state).toBe('completed');
     await again.close();
@@ -84,10 +93,10 @@ describe('spool serve with no DATABASE_URL', () => {
     const dataDir = join(folder, 'pgdata');
     const env = { SPOOL_DATA_DIR: dataDir, SPOOL_PG_PORT: String(await freePort()), SPOOL_LOG_LEVEL: 'info', SPOOL_LOG_FORMAT: 'json' };
     const first = await serve(env, tasks);
-    const posted = await http(`${first.api}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'slow.job' }) });
+    const posted = await http(`${first.api}/jobs`, first.key, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'slow.job' }) });
     expect(posted.status).toBe(201);
     const id: string = posted.body.job.id;
-    await waitFor(async () => (await http(`${first.api}/jobs/${id}`)).body.job.state === 'running', 'the job to start');
+    await waitFor(async () => (await http(`${first.api}/jobs/${id}`, first.key)).body.job.state === 'running', 'the job to start');
     // Twice at once, as under `npm start`: the terminal signals the group and npm forwards it again.
     process.kill(-first.run.child.pid!, 'SIGINT');
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -119,7 +128,7 @@ describe('spool serve with no DATABASE_URL', () => {
     await first.run.exited;
     expect(postgresProcessesUsing(dataDir)).toBeGreaterThan(0);
     const second = await serve(env);
-    await waitFor(async () => (await http(`${second.api}/readyz`)).status === 200, '/readyz to answer 200');
+    await waitFor(async () => (await http(`${second.api}/readyz`, second.key)).status === 200, '/readyz to answer 200');
     process.kill(-second.run.child.pid!, 'SIGINT');
     expect(await second.run.exited).toBe(0);
     expect(postgresProcessesUsing(dataDir)).toBe(0);

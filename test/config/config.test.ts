@@ -34,7 +34,7 @@ function configError(run: () => unknown): ValidationError {
 describe('loadConfig', () => {
   it('defaults every setting that has one', () => {
     const config = loadConfig({ env: {} });
-    expect(config).toMatchObject({ schema: 'spool', concurrency: 10, port: 8080, host: '0.0.0.0', bodyLimitBytes: 1048576, batchMax: 1000, pgPort: 54329, logLevel: 'info' });
+    expect(config).toMatchObject({ schema: 'spool', concurrency: 10, port: 8080, host: '127.0.0.1', auth: 'keys', bodyLimitBytes: 1048576, batchMax: 1000, pgPort: 54329, logLevel: 'info' });
     expect(config.databaseUrl).toBeUndefined();
   });
 

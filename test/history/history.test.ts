@@ -43,7 +43,7 @@ describe('hot table and history', () => {
         expect((await db.spool.getJob(id))?.state).toBe(state);
       }
       expect((await db.spool.getJob(done.id))?.result).toEqual({ done: true });
-      const call = api(createApp({ spool: db.spool, logger: quiet }));
+      const call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet }));
       expect((await call('GET', `/jobs/${dead.id}`)).body.job).toMatchObject({ state: 'dead', errors: [{ message: 'PermanentError: no' }] });
       expect((await call('GET', '/jobs?state=completed,dead')).body.jobs.map((j: { id: string }) => j.id)).toEqual(expect.arrayContaining([done.id, dead.id]));
       const shown = runCli(['job', 'show', done.id, '--json'], { DATABASE_URL: db.url });
@@ -135,7 +135,7 @@ describe('retention', () => {
     expect((await db.spool.prune()).deleted).toBe(7);
     expect(await inDefault()).toBe(3);
     // A bare POST (Content-Length: 0, no type) prunes.
-    const call = api(createApp({ spool: db.spool, logger: quiet }));
+    const call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet }));
     const bare = await call('POST', '/maintenance/prune', undefined, { 'content-length': '0' });
     expect(bare.status).toBe(200);
     expect(bare.body.dryRun).toBe(false);
@@ -153,7 +153,7 @@ describe('retention', () => {
     expect(report.deleted).toBe(12_000);
     expect([await count('short'), await count('long')]).toEqual([0, 30]);
     // Over HTTP and from the CLI.
-    const call = api(createApp({ spool: db.spool, logger: quiet }));
+    const call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet }));
     const viaApi = await call('POST', '/maintenance/prune', { dryRun: true });
     expect(viaApi.status).toBe(200);
     expect(viaApi.body).toMatchObject({ dryRun: true, deleted: 0 });

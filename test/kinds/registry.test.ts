@@ -31,7 +31,7 @@ let call: ApiCall;
 beforeAll(async () => {
   worker = await db.spool.work({ jobs: [invoice], logger: quiet, handleSignals: false, pollIntervalMs: 50 });
   await worker.stop();
-  call = api(createApp({ spool: db.spool, logger: quiet }));
+  call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet }));
 });
 
 afterAll(async () => {
@@ -177,7 +177,7 @@ describe('enqueue validation against the registry', () => {
   });
 
   it('with unknownKinds: allow, an unknown kind is accepted (registered kinds are still checked)', async () => {
-    const open = api(createApp({ spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
+    const open = api(createApp({ auth: 'off', spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
     const res = await open('POST', '/jobs', { kind: 'deployed.later', payload: { a: 1 } });
     expect(res.status).toBe(201);
     expect(res.body.job).toMatchObject({ queue: 'default', maxAttempts: 25 });

@@ -97,7 +97,7 @@ describe('logs', () => {
     });
     const worker = await db.spool.work({ jobs: [job], logger: log, handleSignals: false, pollIntervalMs: 50 });
     try {
-      const call = api(createApp({ spool: db.spool, logger: log }));
+      const call = api(createApp({ auth: 'off', spool: db.spool, logger: log }));
       const posted = await call('POST', '/jobs', { kind: 'logs.requested', payload: {} }, { 'X-Request-Id': 'req-follow-me' });
       expect(posted.status).toBe(201);
       expect(posted.body.job.metadata).toMatchObject({ request_id: 'req-follow-me' });
@@ -112,7 +112,7 @@ describe('logs', () => {
 
   it('API lines carry the request id (taken from X-Request-Id or generated), which the response echoes', async () => {
     const { log, lines } = capturedLogger();
-    const call = api(createApp({ spool: db.spool, logger: log, unknownKinds: 'allow' }));
+    const call = api(createApp({ auth: 'off', spool: db.spool, logger: log, unknownKinds: 'allow' }));
     const given = await call('POST', '/jobs', { kind: 'logs.api', payload: {} }, { 'X-Request-Id': 'req-abc-123' });
     expect(given.headers.get('x-request-id')).toBe('req-abc-123');
     const generated = await call('GET', '/jobs/999999999');

@@ -17,7 +17,7 @@ let worker: Worker | undefined;
 beforeAll(() => {
   metrics = new SpoolMetrics();
   spool = createSpool({ connectionString: db.url, poolSize: 3, metrics });
-  call = api(createApp({ spool, logger: quiet, unknownKinds: 'allow' }));
+  call = api(createApp({ auth: 'off', spool, logger: quiet, unknownKinds: 'allow' }));
 });
 
 afterAll(async () => {

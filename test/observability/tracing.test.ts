@@ -104,7 +104,7 @@ describe('tracing', () => {
     tracing.exporter.reset();
     const failing = defineJob({ kind: 'trace.http', schema: z.object({}), maxAttempts: 1, handler: () => { throw new Error('boom'); } });
     worker = await db.spool.work({ jobs: [failing], logger: quiet, handleSignals: false });
-    const call = api(createApp({ spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
+    const call = api(createApp({ auth: 'off', spool: db.spool, logger: quiet, unknownKinds: 'allow' }));
     const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const res = await call('POST', '/jobs', { kind: 'trace.http', payload: {}, maxAttempts: 1 }, { traceparent: `00-${callerTrace}-00f067aa0ba902b7-01` });
     expect(res.status).toBe(201);

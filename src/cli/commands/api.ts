@@ -1,5 +1,8 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
+import { defaultAllowedHosts, isLoopback } from '../../api/web-safety.js';
 import { startApiServer, type ApiServer } from '../../api/server.js';
 import { createSpool, type Spool } from '../../client.js';
 import type { SpoolConfig } from '../../config.js';
@@ -15,6 +18,12 @@ export async function startApi(
   log: Logger,
   listenerConnected?: () => boolean,
 ): Promise<ApiServer> {
+  if (config.auth === 'off') {
+    log.warn({ host: config.host }, 'SPOOL_AUTH=off: the API asks for no key; anyone who reaches the port can enqueue, cancel, purge and pause');
+    process.stderr.write(`WARNING: SPOOL_AUTH=off: anyone who reaches ${config.host}:${config.port} controls this queue\n`);
+  } else {
+    await bootstrapAdminKey(config, spool, log);
+  }
   const app = createApp({
     spool,
     logger: log,
@@ -22,12 +31,42 @@ export async function startApi(
     bodyLimitBytes: config.bodyLimitBytes,
     unknownKinds: config.unknownKinds,
     listenerConnected,
+    auth: config.auth,
+    docsPublic: config.docsPublic ?? isLoopback(config.host),
+    allowedHosts: config.allowedHosts ?? defaultAllowedHosts(config.host),
+    corsOrigins: config.corsOrigins ?? [],
   });
   const server = await startApiServer(app, { host: config.host, port: config.port });
-  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  log.info({ host: config.host, port: server.port }, 'HTTP API listening');
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  log.info({ host: config.host, port: server.port, auth: config.auth }, 'HTTP API listening');
   process.stdout.write(`spool API on http://${shown}:${server.port} (docs: /docs)\n`);
   return server;
+}
+
+/**
+ * The first start with auth on and no working admin key: on a loopback
+ * address (the quick start) it makes one, prints it once and writes it next
+ * to the data folder (mode 0600), so `npm start` stays one command. On any
+ * other address it makes none (a key printed into a server's logs is a
+ * leaked key) and says how to create one.
+ */
+async function bootstrapAdminKey(config: SpoolConfig, spool: Spool, log: Logger): Promise<void> {
+  if (await spool.keys.hasActiveAdmin()) return;
+  if (!isLoopback(config.host)) {
+    log.warn('no admin API key yet: create one with `spool keys create --role admin` (every route but /healthz and /readyz answers 401 until then)');
+    return;
+  }
+  const { key, apiKey } = await spool.keys.create({ role: 'admin', name: 'bootstrap (first start)' });
+  const file = join(dirname(resolve(config.dataDir)), 'admin-key');
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, `${key}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+  } catch (error) {
+    log.warn({ err: error, file }, 'could not write the bootstrap admin key to a file; it is printed below only');
+  }
+  log.info({ key_id: apiKey.id, prefix: apiKey.prefix, file }, 'created the bootstrap admin API key (shown once on stdout)');
+  process.stdout.write(`admin API key (shown once, also in ${file}): ${key}\n  curl -H "Authorization: Bearer $(cat ${file})" http://${config.host}:${config.port}/queues\n`);
 }
 
 /**
@@ -39,7 +78,7 @@ export function registerApi(program: Command): void {
     .command('api')
     .description('run the HTTP API only (no workers); needs DATABASE_URL')
     .option('--port <n>', 'port (env SPOOL_PORT, default 8080)')
-    .option('--host <addr>', 'interface (env SPOOL_HOST, default 0.0.0.0)')
+    .option('--host <addr>', 'interface (env SPOOL_HOST, default 127.0.0.1)')
     .action(async (flags: { port?: string; host?: string }, command: Command) => {
       const { config } = commandConfig(command, flags);
       const url = requireDatabaseUrl(config);

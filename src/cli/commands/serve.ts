@@ -30,7 +30,7 @@ export function registerServe(program: Command): void {
       .command('serve')
       .description('run the HTTP API, workers and maintenance; with no DATABASE_URL, on an embedded PostgreSQL')
       .option('--port <n>', 'HTTP port (env SPOOL_PORT, default 8080)')
-      .option('--host <addr>', 'HTTP interface (env SPOOL_HOST, default 0.0.0.0)'),
+      .option('--host <addr>', 'HTTP interface (env SPOOL_HOST, default 127.0.0.1)'),
   ).action(async (flags: WorkerFlags & { port?: string; host?: string }, command: Command) => {
     // Everything is validated before anything starts.
     const { config } = commandConfig(command, flags);

@@ -1,0 +1,34 @@
+import type { Hono } from 'hono';
+import { createKeySchema } from '../../auth/keys.js';
+import { ValidationError } from '../../errors.js';
+import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
+import { ApiProblem } from '../problems.js';
+import { keysQuery } from '../schemas.js';
+
+const notFound = (ref: string) => new ApiProblem(404, 'not_found', `no API key ${JSON.stringify(ref)}: GET /keys lists them`);
+
+/** GET /keys, POST /keys, DELETE /keys/:id, POST /keys/:id/rotate (admin keys only). */
+export function registerKeyRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
+  app.get('/keys', async (c) => c.json({ keys: await ctx.spool.keys.list({ includeRevoked: queryOf(c, keysQuery).includeRevoked === 'true' }) }));
+
+  app.post('/keys', async (c) => {
+    const body = await jsonBody(c, createKeySchema);
+    if (body.tenant !== undefined && body.tenant !== null) {
+      // Until jobs carry a tenant, a tenant key would see every tenant's jobs.
+      throw new ValidationError([{ path: 'tenant', message: 'tenant-bound keys are not available yet: jobs do not carry a tenant in this version' }]);
+    }
+    return c.json(await ctx.spool.keys.create(body), 201);
+  });
+
+  app.delete('/keys/:id', async (c) => {
+    const revoked = await ctx.spool.keys.revoke(c.req.param('id'));
+    if (!revoked) throw notFound(c.req.param('id'));
+    return c.json({ apiKey: revoked });
+  });
+
+  app.post('/keys/:id/rotate', async (c) => {
+    const rotated = await ctx.spool.keys.rotate(c.req.param('id'));
+    if (!rotated) throw notFound(c.req.param('id'));
+    return c.json(rotated, 201);
+  });
+}
