@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -18,6 +18,8 @@ beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), 'spool-examples-'));
   process.env.SPOOL_OUTBOX_DIR = join(folder, 'outbox');
   process.env.SPOOL_REPORTS_DIR = join(folder, 'reports');
+  process.env.SPOOL_FILES_DIR = join(folder, 'files');
+  await mkdir(join(folder, 'files'));
   delete process.env.SMTP_URL;
   const jobs = await loadTasks('examples/tasks');
   expect(jobs.map((j) => j.kind).sort()).toEqual(['email.send', 'file.process', 'report.generate']);
@@ -71,9 +73,8 @@ describe('example tasks', () => {
 
   it('file.process streams a file: SHA-256 and a gzip copy', async () => {
     const content = randomBytes(300_000);
-    const path = join(folder, 'input.bin');
-    await writeFile(path, content);
-    const { id } = await db.spool.enqueue('file.process', { path });
+    await writeFile(join(folder, 'files', 'input.bin'), content);
+    const { id } = await db.spool.enqueue('file.process', { path: 'input.bin' });
     const job = await finished(id);
     expect(job.state).toBe('completed');
     const result = job.result as { sha256: string; bytes: number; gzipPath: string };
@@ -84,9 +85,30 @@ describe('example tasks', () => {
   });
 
   it('file.process fails for good on a missing file', async () => {
-    const { id } = await db.spool.enqueue('file.process', { path: join(folder, 'missing.bin') });
+    const { id } = await db.spool.enqueue('file.process', { path: 'missing.bin' });
     const job = await finished(id);
     expect(job).toMatchObject({ state: 'dead', attempt: 1 });
     expect(job.errors[0]!.message).toMatch(/PermanentError: cannot read/);
+  });
+
+  it('file.process refuses paths outside its folder (.., absolute, a link out) and writes nothing there', async () => {
+    const secret = join(folder, 'secret.txt');
+    await writeFile(secret, 'not yours');
+    await symlink(folder, join(folder, 'files', 'escape'));
+    const attempts = [
+      { path: '../secret.txt' },
+      { path: secret },
+      { path: 'escape/secret.txt' },
+      { path: 'input.bin', output: '../stolen.gz' },
+      { path: 'input.bin', output: '/tmp/spool-stolen.gz' },
+    ];
+    await writeFile(join(folder, 'files', 'input.bin'), 'data');
+    for (const payload of attempts) {
+      const job = await finished((await db.spool.enqueue('file.process', payload)).id);
+      expect(job, JSON.stringify(payload)).toMatchObject({ state: 'dead', attempt: 1 });
+      expect(job.errors[0]!.message).toMatch(/is outside the files folder/);
+    }
+    await expect(readFile(join(folder, 'stolen.gz'))).rejects.toThrow();
+    await expect(readFile('/tmp/spool-stolen.gz')).rejects.toThrow();
   });
 });
