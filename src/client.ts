@@ -6,6 +6,7 @@ import { Kysely } from 'kysely';
 import { PostgresJSDialect } from 'kysely-postgres-js';
 import { z } from 'zod';
 import { openPool, POOL_SIZE_DEFAULT } from './db/pool.js';
+import { AuditLog } from './audit/log.js';
 import { countingExecutor, executorFor, postgresExecutor, type Executor } from './db/executor.js';
 import { channelFor, checkSchemaName, quoteSchema, SCHEMA_DEFAULT } from './db/identifier.js';
 import type { Database } from './db/tables.js';
@@ -27,7 +28,7 @@ import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } 
 import { migrationStatus, runMigrations, type MigrationReport, type MigrationStatus } from './migrate/migrate.js';
 import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
 import { purgeDeadQuery, replayDeadQuery, replayHistoryDeadSql, type DeadFilter } from './queries/dead.js';
-import { JOB_ID_PATTERN, queueSchema } from './job-fields.js';
+import { isJobIdText, queueSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { listKindsSql, registerKindsSql, type KindRow } from './queries/kinds.js';
 import { clientRegistrant, kindRegistration } from './kinds/registration.js';
@@ -46,6 +47,11 @@ export interface SpoolOptions {
   /** Connections in the pool Spool opens (10). */
   poolSize?: number;
   /**
+   * statement_timeout of the pool Spool opens, in ms (none by default; `spool
+   * serve` and `spool api` set SPOOL_API_STATEMENT_TIMEOUT_MS). Migrations are exempt.
+   */
+  statementTimeoutMs?: number;
+  /**
    * Prometheus metrics (`new SpoolMetrics()`): enqueues, this Spool's
    * workers and the API report into it. None by default (no cost).
    */
@@ -59,6 +65,7 @@ const spoolOptionsSchema = z.strictObject({
   }).optional(),
   schema: z.string().optional(),
   poolSize: z.number().int().min(1, { error: 'must be at least 1' }).max(1000).optional(),
+  statementTimeoutMs: z.number().int().min(0, { error: 'must be >= 0 (0: none)' }).max(2147483647).optional(),
   metrics: z.instanceof(SpoolMetrics, { error: 'expected a SpoolMetrics instance: new SpoolMetrics()' }).optional(),
 });
 
@@ -99,6 +106,8 @@ export class Spool {
   readonly schedules: ScheduleStore;
   /** API keys (docs/security.md). */
   readonly keys: KeyStore;
+  /** The audit log: who changed what through the API and `spool keys` (docs/security.md). */
+  readonly audit: AuditLog;
 
   readonly #ownsPool: boolean;
   readonly #pool: Executor;
@@ -117,7 +126,7 @@ export class Spool {
       this.sql = options.sql;
       this.#ownsPool = false;
     } else if (connectionString) {
-      this.sql = openPool(connectionString, { max: options.poolSize ?? POOL_SIZE_DEFAULT });
+      this.sql = openPool(connectionString, { max: options.poolSize ?? POOL_SIZE_DEFAULT, statementTimeoutMs: options.statementTimeoutMs });
       this.#ownsPool = true;
     } else {
       throw new ValidationError([
@@ -141,6 +150,7 @@ export class Spool {
     this.limits = new LimitStore(this.#pool, q);
     this.schedules = new ScheduleStore(this.#pool, this.sql, q);
     this.keys = new KeyStore(this.#pool, q);
+    this.audit = new AuditLog(this.#pool, q);
     this.#statements = {
       enqueue: enqueueSql(q),
       cancel: cancelSql(q),
@@ -218,12 +228,29 @@ export class Spool {
    * queue, kind, tag and creation time. Pass `nextCursor` back for the next page.
    */
   async listJobs(filter: ListFilter = {}, options: WriteOptions = {}): Promise<JobPage<Job>> {
-    const { query, limit, order } = buildListQuery(this.db, this.schema, filter);
+    const { query, limit, order, maxBytes } = buildListQuery(this.db, this.schema, filter);
     const compiled = query.compile();
-    const rows = await this.#executor(options?.tx).query<JobRow>(compiled.sql, compiled.parameters);
-    const page = rows.slice(0, limit).map(toJob);
-    const last = page[page.length - 1];
-    return { jobs: page, nextCursor: rows.length > limit && last ? encodeCursor(last.id, order) : null };
+    const executor = this.#executor(options?.tx);
+    const jobs: Job[] = [];
+    let bytes = 0;
+    let more = false;
+    let truncated = false;
+    const take = (rows: JobRow[]): boolean => {
+      for (const row of rows) {
+        if (jobs.length === limit) return !(more = true);
+        const job = toJob(row);
+        const size = Buffer.byteLength(JSON.stringify(job));
+        if (jobs.length > 0 && bytes + size > maxBytes) return !(more = truncated = true);
+        jobs.push(job);
+        bytes += size;
+      }
+      return true;
+    };
+    // A cursor reads a few rows at a time, so a page of large jobs stops at the budget in the database too.
+    if (executor.cursor) await executor.cursor<JobRow>(compiled.sql, compiled.parameters, LIST_CURSOR_BATCH, take);
+    else take(await executor.query<JobRow>(compiled.sql, compiled.parameters));
+    const last = jobs[jobs.length - 1];
+    return { jobs, nextCursor: more && last ? encodeCursor(last.id, order) : null, truncated };
   }
 
   /**
@@ -490,9 +517,12 @@ export function createSpool(options: SpoolOptions = {}): Spool {
   return new Spool(options);
 }
 
+/** Rows per read of a listing's cursor: few round trips for small jobs, little memory for large ones. */
+const LIST_CURSOR_BATCH = 25;
+
 function jobId(id: unknown): string {
   const text = typeof id === 'number' || typeof id === 'bigint' ? String(id) : id;
-  if (typeof text !== 'string' || !JOB_ID_PATTERN.test(text) || BigInt(text) > 9223372036854775807n) {
+  if (typeof text !== 'string' || !isJobIdText(text)) {
     throw new ValidationError([{ path: 'id', message: `expected a positive integer job id, got ${JSON.stringify(String(id))}` }]);
   }
   return text;

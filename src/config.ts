@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { LIST_BYTES_DEFAULT } from './queries/list.js';
 import { ValidationError, type FieldIssue } from './errors.js';
 import { SCHEMA_DEFAULT } from './db/identifier.js';
 import { POOL_SIZE_DEFAULT } from './db/pool.js';
@@ -16,6 +17,12 @@ export const PORT_DEFAULT = 8080;
 export const HOST_DEFAULT = '127.0.0.1';
 /** Largest request body the API reads (1 MiB); more is answered 413. */
 export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024;
+/** statement_timeout of the API's pool: a listing or purge that runs longer is cancelled (503). */
+export const API_STATEMENT_TIMEOUT_MS_DEFAULT = 10_000;
+/** A client has this long to send its whole request. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
+/** A client has this long to send its request headers. */
+export const HEADERS_TIMEOUT_MS_DEFAULT = 10_000;
 /** Most jobs in one `POST /jobs/batch`. */
 export const BATCH_MAX_DEFAULT = 1000;
 /** Port of the embedded PostgreSQL (stable, so the printed URL stays valid across restarts). */
@@ -128,6 +135,30 @@ export const SETTINGS = {
     default: BODY_LIMIT_BYTES_DEFAULT,
     schema: wholeNumber('expected a size in bytes from 1024 to 104857600', 1024, 100 * 1024 * 1024),
     describe: 'largest request body the API accepts (larger: 413)',
+  },
+  pageMaxBytes: {
+    env: 'SPOOL_PAGE_MAX_BYTES',
+    default: LIST_BYTES_DEFAULT,
+    schema: wholeNumber('expected a size in bytes from 1024 to 1073741824', 1024, 1024 * 1024 * 1024),
+    describe: 'most bytes of jobs in one GET /jobs or /dead page: past it the page ends early with truncated: true and a cursor',
+  },
+  apiStatementTimeoutMs: {
+    env: 'SPOOL_API_STATEMENT_TIMEOUT_MS',
+    default: API_STATEMENT_TIMEOUT_MS_DEFAULT,
+    schema: wholeNumber('expected milliseconds from 0 (none) to 2147483647', 0, 2_147_483_647),
+    describe: 'statement_timeout of the API\'s queries: a longer one is cancelled and answered 503 database_timeout',
+  },
+  requestTimeoutMs: {
+    env: 'SPOOL_REQUEST_TIMEOUT_MS',
+    default: REQUEST_TIMEOUT_MS_DEFAULT,
+    schema: wholeNumber('expected milliseconds from 1000 to 3600000', 1000, 3_600_000),
+    describe: 'most time a client may take to send a whole request (headers and body) before the connection is closed',
+  },
+  headersTimeoutMs: {
+    env: 'SPOOL_HEADERS_TIMEOUT_MS',
+    default: HEADERS_TIMEOUT_MS_DEFAULT,
+    schema: wholeNumber('expected milliseconds from 1000 to 3600000', 1000, 3_600_000),
+    describe: 'most time a client may take to send the request headers (slow-loris guard)',
   },
   batchMax: {
     env: 'SPOOL_BATCH_MAX',

@@ -5,7 +5,18 @@ import { z } from 'zod';
 export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 /** A job id as text: a positive bigint's digits (callers that take it from outside also check the bigint range). */
 export const JOB_ID_PATTERN = /^[1-9][0-9]{0,18}$/;
+/** The largest job id: PostgreSQL's bigint. */
+export const JOB_ID_MAX = 9223372036854775807n;
+/** A job id as digits within PostgreSQL's bigint: 19-digit numbers past 2^63-1 are refused here, not by the database. */
+export const isJobIdText = (text: string): boolean => JOB_ID_PATTERN.test(text) && BigInt(text) <= JOB_ID_MAX;
+export const JOB_ID_RULE = 'expected a job id: a positive whole number of at most 9223372036854775807';
+export const jobIdTextSchema = z.string({ error: JOB_ID_RULE }).refine(isJobIdText, { error: JOB_ID_RULE });
 const NAME_RULE = 'letters, digits and _ . : / - (starting with a letter, digit or _)';
+
+/** Most bytes of a job's payload as JSON text (1 MiB), checked by the client and spool.enqueue_batch (sql/0009). */
+export const PAYLOAD_BYTES_MAX = 1024 * 1024;
+/** Deepest nesting of a payload or metadata: a value at level 64 (the top is 0) is refused, here and by the jobs table. */
+export const JSON_DEPTH_MAX = 64;
 
 /** `maxAttempts` when neither the job definition nor the call sets it. */
 export const MAX_ATTEMPTS_DEFAULT = 25;
@@ -46,6 +57,42 @@ export const timeoutMsSchema = z
 
 export const noNul = (value: string) => !value.includes('\u0000');
 export const NUL_RULE = 'must not contain the NUL character (\\u0000), which PostgreSQL text cannot store';
+/** Text PostgreSQL can store: no NUL and no lone UTF-16 surrogate (half of a character, e.g. "\\ud800"). */
+// With the u flag a surrogate pair is one code point; only a lone half is category Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+export const wellFormed = (value: string) => !LONE_SURROGATE.test(value);
+export const storableText = (value: string) => noNul(value) && wellFormed(value);
+export const STORABLE_TEXT_RULE = 'must be valid Unicode text: no NUL (\\u0000) and no lone surrogate (e.g. \\ud800)';
+
+// ISO 8601 as z.iso.datetime checks it, split into the parts PostgreSQL is stricter about.
+const ISO_PARTS = /^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.(\d+))?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/i;
+
+/**
+ * What keeps an ISO 8601 timestamp that z.iso.datetime accepts from being a
+ * PostgreSQL timestamptz, or undefined: year 0000 (there is none), more than
+ * 9 fractional digits, an offset past ±15:59.
+ */
+export function timestampProblem(text: string): string | undefined {
+  const parts = ISO_PARTS.exec(text);
+  if (!parts) return undefined;
+  const [, year, fraction, , offsetHours] = parts;
+  if (Number(year) < 1) return 'the year must be 0001 or later';
+  if (fraction !== undefined && fraction.length > 9) return 'at most 9 fractional digits of a second';
+  if (offsetHours !== undefined && Number(offsetHours) > 15) return 'the zone offset must be within ±15:59';
+  if (!Number.isFinite(Date.parse(text))) return 'is not a real date and time';
+  return undefined;
+}
+
+/** A Date in years 0001-9999: toISOString writes others in a form (+010000-…, -000001-…) PostgreSQL does not read. */
+export const storableDateSchema = (rule: string) =>
+  z.date({ error: rule }).refine((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, { error: 'must be in the years 0001 to 9999' });
+
+/** An ISO 8601 timestamp with a zone that PostgreSQL can store. */
+export const timestampTextSchema = (rule: string) =>
+  z.iso.datetime({ offset: true, error: rule }).superRefine((text, ctx) => {
+    const problem = timestampProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (${rule})` });
+  });
 
 export const tagsSchema = z
   .array(
@@ -53,7 +100,7 @@ export const tagsSchema = z
       .string({ error: 'each tag must be a string' })
       .min(1, { error: 'tags must not be empty strings' })
       .max(128, { error: 'each tag must be at most 128 characters' })
-      .refine(noNul, { error: NUL_RULE }),
+      .refine(storableText, { error: STORABLE_TEXT_RULE }),
     { error: 'expected an array of strings' },
   )
   .max(64, { error: 'at most 64 tags' });
@@ -62,7 +109,7 @@ export const uniqueKeySchema = z
   .string({ error: 'expected a string' })
   .min(1, { error: 'must not be empty (omit it for no uniqueness)' })
   .max(512, { error: 'must be at most 512 characters' })
-  .refine(noNul, { error: NUL_RULE });
+  .refine(storableText, { error: STORABLE_TEXT_RULE });
 
 
 /** A job's group (sql/0006 `group_name`): 1-128 characters, no control characters. */
@@ -71,4 +118,5 @@ export const groupSchema = z
   .min(1, { error: 'must not be empty (omit it for no group)' })
   .max(128, { error: 'must be at most 128 characters' })
   // eslint-disable-next-line no-control-regex
-  .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), { error: 'must not contain control characters' });
+  .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), { error: 'must not contain control characters' })
+  .refine(wellFormed, { error: STORABLE_TEXT_RULE });

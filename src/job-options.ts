@@ -11,14 +11,19 @@ import {
   timeoutMsSchema,
   tagsSchema,
   uniqueKeySchema,
-  NUL_RULE,
   groupSchema,
+  storableText,
+  STORABLE_TEXT_RULE,
+  timestampTextSchema,
+  storableDateSchema,
+  JSON_DEPTH_MAX,
+  PAYLOAD_BYTES_MAX,
 } from './job-fields.js';
 
 const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
 /** `runAt` as JSON carries it: an ISO 8601 timestamp with a zone. */
-export const runAtTextSchema = z.iso.datetime({ offset: true, error: 'expected an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"' });
-const runAtSchema = z.union([z.date({ error: RUN_AT_RULE }), runAtTextSchema], { error: RUN_AT_RULE });
+export const runAtTextSchema = timestampTextSchema('expected an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"');
+const runAtSchema = z.union([storableDateSchema(RUN_AT_RULE), runAtTextSchema], { error: RUN_AT_RULE });
 
 /**
  * The per-job options every enqueue boundary shares (the client, the HTTP
@@ -91,8 +96,9 @@ export interface WriteOptions {
   tx?: Transaction;
 }
 
-// An odd number of backslashes before u0000 is an escaped NUL in JSON text.
-const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+// An odd number of backslashes before u0000 is an escaped NUL in JSON text;
+// JSON.stringify writes a lone surrogate as an escape too (a pair stays raw).
+const JSON_UNSTORABLE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
 
 /**
  * Validates one job (definition or kind, payload, options) and returns the
@@ -144,6 +150,12 @@ export function jobInput(
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };
   else if (o.metadata !== undefined) element.metadata = o.metadata;
+  for (const field of ['payload', 'metadata'] as const) {
+    const deep = deepestPath(element[field], JSON_DEPTH_MAX);
+    if (deep !== undefined) {
+      throw new ValidationError([{ path: at([field, ...deep].join('.')), message: `nests deeper than ${JSON_DEPTH_MAX} levels: flatten it` }]);
+    }
+  }
   let text: string;
   try {
     text = JSON.stringify(element);
@@ -151,11 +163,46 @@ export function jobInput(
     const field = jsonFailure(element.payload) ? 'payload' : 'metadata';
     throw new ValidationError([{ path: at(field), message: `is not JSON-serialisable (${(error as Error).message})` }]);
   }
-  if (JSON_NUL.test(text)) {
-    const field = JSON_NUL.test(JSON.stringify(element.payload)) ? 'payload' : 'metadata';
-    throw new ValidationError([{ path: at(field), message: NUL_RULE }]);
+  if (JSON_UNSTORABLE.test(text)) {
+    const field = JSON_UNSTORABLE.test(JSON.stringify(element.payload)) ? 'payload' : 'metadata';
+    throw new ValidationError([{ path: at([field, ...(unstorablePath(element[field]) ?? [])].join('.')), message: STORABLE_TEXT_RULE }]);
+  }
+  // UTF-8 takes at least one byte per UTF-16 unit: only a long text needs counting.
+  if (text.length > PAYLOAD_BYTES_MAX / 4) {
+    const bytes = Buffer.byteLength(JSON.stringify(element.payload));
+    if (bytes > PAYLOAD_BYTES_MAX) {
+      throw new ValidationError([{ path: at('payload'), message: `is ${bytes} bytes as JSON, over the ${PAYLOAD_BYTES_MAX}: store large data elsewhere and pass a reference` }]);
+    }
   }
   return { text, kind: kind as string };
+}
+
+/**
+ * The path to a value nested `max` levels below the top (the top is level
+ * 0), or undefined: what `NOT payload @? 'strict $.**{64}'` refuses in
+ * sql/0009. Walks no deeper than `max`, so a 100,000-deep value costs little.
+ */
+function deepestPath(value: unknown, max: number, level = 0): string[] | undefined {
+  if (level >= max) return [];
+  if (value === null || typeof value !== 'object') return undefined;
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+  for (const [key, child] of entries) {
+    const below = deepestPath(child, max, level + 1);
+    if (below !== undefined) return level < 8 ? [key, ...below] : below;
+  }
+  return undefined;
+}
+
+/** The path to the first string or key PostgreSQL cannot store (NUL, lone surrogate), for the error. */
+function unstorablePath(value: unknown): string[] | undefined {
+  if (typeof value === 'string') return storableText(value) ? undefined : [];
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, child] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    if (typeof key === 'string' && !storableText(key)) return [key];
+    const below = unstorablePath(child);
+    if (below !== undefined) return [String(key), ...below];
+  }
+  return undefined;
 }
 
 function jsonFailure(value: unknown): boolean {

@@ -51,6 +51,7 @@ export const ROUTE_ACCESS: Record<string, Access> = {
   'POST /keys': 'admin',
   'DELETE /keys/:id': 'admin',
   'POST /keys/:id/rotate': 'admin',
+  'GET /audit': 'admin',
 };
 
 /** Paths that `docsPublic` opens: the Swagger UI and the OpenAPI document hold no data. */
@@ -107,10 +108,11 @@ export function registerAccessChecks(app: Hono<ApiEnv>, options: AccessOptions):
     c.set('accessChecked', true);
     if (access === 'open' || options.mode === 'off') return next();
     const key = await authenticate(c);
+    // Known before the role check, so a refusal is audited with the key that tried.
+    c.set('apiKey', key);
     if (!allows(key.role, access)) {
       throw new ApiProblem(403, 'forbidden', `a ${key.role} key may not ${access} (${c.req.method} ${c.req.path}); use a key whose role allows it (docs/security.md)`);
     }
-    c.set('apiKey', key);
     return next();
   };
   for (const [route, declared] of Object.entries(ROUTE_ACCESS)) {

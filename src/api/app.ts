@@ -18,11 +18,14 @@ import { registerKindRoutes } from './routes/kinds.js';
 import { registerMaintenanceRoutes } from './routes/maintenance.js';
 import { registerFlowRoutes } from './routes/flow.js';
 import { registerKeyRoutes } from './routes/keys.js';
+import { registerAuditRoutes } from './routes/audit.js';
+import { registerAudit } from './audit.js';
 import { registerAccessChecks, type AuthMode } from './access.js';
 import { defaultAllowedHosts, registerWebSafety } from './web-safety.js';
 import type { ApiKey } from '../auth/keys.js';
 import { KindCatalog, type UnknownKinds } from '../kinds/catalog.js';
 import { postgresExecutor } from '../db/executor.js';
+import { LIST_BYTES_DEFAULT } from '../queries/list.js';
 
 /** What the API needs from the process it runs in. */
 export interface ApiOptions {
@@ -32,6 +35,8 @@ export interface ApiOptions {
   batchMax?: number;
   /** Largest request body in bytes (1 MiB); more is 413. */
   bodyLimitBytes?: number;
+  /** Most bytes of jobs in one GET /jobs or /dead page (4 MiB): the page ends early with truncated: true. */
+  pageMaxBytes?: number;
   /**
    * Whether this process's LISTEN connection is up, for /readyz; omit when
    * the process runs no workers (`spool api`), and the check is skipped.
@@ -58,7 +63,14 @@ export interface ApiOptions {
 }
 
 export type ApiEnv = {
-  Variables: { requestId: string; log: Logger; bodyLimitBytes: number; apiKey: ApiKey | undefined; accessChecked: boolean };
+  Variables: {
+    requestId: string;
+    log: Logger;
+    bodyLimitBytes: number;
+    apiKey: ApiKey | undefined;
+    accessChecked: boolean;
+    auditDetails: Record<string, unknown> | undefined;
+  };
 };
 
 /** Everything a route handler needs. */
@@ -69,6 +81,7 @@ export interface ApiContext {
   listenerConnected?: () => boolean;
   kinds: KindCatalog;
   unknownKinds: UnknownKinds;
+  pageMaxBytes: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -124,6 +137,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
     listenerConnected: options.listenerConnected,
     kinds: new KindCatalog(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema),
     unknownKinds: options.unknownKinds ?? 'reject',
+    pageMaxBytes: options.pageMaxBytes ?? LIST_BYTES_DEFAULT,
   };
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
@@ -156,6 +170,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   });
 
   registerWebSafety(app, { allowedHosts: options.allowedHosts ?? defaultAllowedHosts('127.0.0.1'), corsOrigins: options.corsOrigins ?? [] });
+  registerAudit(app, options.spool.audit);
   registerAccessChecks(app, { mode: options.auth ?? 'keys', keys: options.spool.keys, docsPublic: options.docsPublic });
   if (metrics) {
     options.spool.startQueueGauges({ log });
@@ -170,9 +185,11 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerMaintenanceRoutes(app, ctx);
   registerFlowRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
-    const { status, problem, unexpected } = problemFor(error);
+    const { status, problem, unexpected, retryAfterSeconds } = problemFor(error);
+    if (retryAfterSeconds !== undefined) c.header('Retry-After', String(retryAfterSeconds));
     const requestId = c.get('requestId') ?? randomUUID();
     if (unexpected) (c.get('log') ?? log).error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     else if (status === 503) (c.get('log') ?? log).warn({ err: error, path: c.req.path }, 'database unavailable');

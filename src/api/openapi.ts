@@ -33,6 +33,8 @@ import {
   keyEnvelope,
   createdKeyResponse,
   keysQuery,
+  auditQuery,
+  auditResponse,
 } from './schemas.js';
 import { ROUTE_ACCESS } from './access.js';
 import { createKeySchema } from '../auth/keys.js';
@@ -171,6 +173,9 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
   },
   '/keys/{id}': { delete: { summary: 'Revoke a key (by id or prefix) at once (within 5 s on every API process).', path: ['id'], ok: { '200': keyEnvelope }, errors: ['400', '404', '503'] } },
   '/keys/{id}/rotate': { post: { summary: 'A new key with the same role and name; the old one is revoked.', path: ['id'], ok: { '201': createdKeyResponse }, errors: ['400', '404', '503'] } },
+  '/audit': {
+    get: { summary: 'The audit log, newest first: who (key id, name, role) changed what, when, from where, and how it ended.', query: auditQuery, ok: { '200': auditResponse }, errors: ['400', '503'] },
+  },
   '/healthz': { get: { summary: 'The process is alive.', ok: { '200': healthResponse }, errors: [] } },
   '/readyz': {
     get: { summary: 'Database reachable, migrations current, listener connected (where workers run).', ok: { '200': readyResponse }, errors: ['503'] },

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ROLES } from '../auth/keys.js';
 import { JOB_STATES, type Job } from '../job.js';
-import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
+import { jobIdTextSchema, kindSchema, queueSchema, timestampTextSchema } from '../job-fields.js';
 import { jobOptionFields, oneWhen, runAtTextSchema } from '../job-options.js';
 import { LIST_LIMIT_MAX, listFilterSchema } from '../queries/list.js';
 
@@ -53,10 +53,10 @@ export const deadListQuery = listQuery.omit({ state: true });
 /** `POST /dead/replay` and `DELETE /dead`: which dead jobs. */
 export const deadSelection = z
   .strictObject({
-    ids: z.array(z.string().regex(JOB_ID_PATTERN, { error: 'expected a job id (digits)' })).min(1).max(10_000).optional(),
+    ids: z.array(jobIdTextSchema).min(1).max(10_000).optional(),
     queue: queueSchema.optional(),
     kind: kindSchema.optional(),
-    finishedBefore: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 timestamp with a zone' }).optional(),
+    finishedBefore: timestampTextSchema('expected an ISO 8601 timestamp with a zone').optional(),
     all: z.literal(true, { error: 'expected true' }).optional().describe('required when no other selector is given: every dead job'),
   })
   .refine((s) => s.all === true || s.ids !== undefined || s.queue !== undefined || s.kind !== undefined || s.finishedBefore !== undefined, {
@@ -119,7 +119,11 @@ export const enqueueBatchResponse = z.object({
   duplicate: z.array(z.boolean()).describe('per input: true when an unfinished job already held its unique key'),
 });
 export const jobEnvelope = z.object({ job: jobResponse });
-export const jobPageResponse = z.object({ jobs: z.array(jobResponse), nextCursor: z.string().nullable() });
+export const jobPageResponse = z.object({
+  jobs: z.array(jobResponse),
+  nextCursor: z.string().nullable(),
+  truncated: z.boolean().describe('true: the page reached the byte cap (SPOOL_PAGE_MAX_BYTES, 4 MiB) before limit jobs; nextCursor goes on'),
+});
 export const queuesResponse = z.object({
   queues: z.array(
     z.object({
@@ -156,6 +160,7 @@ export const pruneResponse = z.object({
   dropped: z.array(z.object({ partition: z.string(), state: z.string(), rows: z.number().int().describe('estimated') })),
   deferred: z.array(z.string()).describe('due partitions whose lock was busy: dropped at a later run'),
   deleted: z.number().int().describe('expired rows deleted in batches (dry run: how many are expired)'),
+  auditDeleted: z.number().int().describe('audit rows past the audit retention (90 days), deleted'),
   retentionSeconds: z.record(z.string(), z.number()).describe('longest retention per state'),
 });
 export const queueStateResponse = z.object({ queue: z.string(), paused: z.boolean() });
@@ -235,3 +240,18 @@ export const createdKeyResponse = z.object({ key: z.string().describe('the whole
 export const keysQuery = z.strictObject({
   includeRevoked: z.enum(['true', 'false'], { error: 'expected true or false' }).optional().describe('also list revoked keys'),
 });
+
+/** `GET /audit` query parameters. */
+export const auditQuery = z.strictObject({
+  since: z.string().optional().describe('rows from this time on: a duration back from now (30m, 12h, 7d) or an ISO time'),
+  action: z.string().optional().describe('one action (job.cancel) or every action under a prefix (job, key, dead)'),
+  keyId: z.string().optional().describe('rows of this key id'),
+  limit: wholeText('expected a whole number from 1 to 1000').describe('page size (100; at most 1000)'),
+  before: z.string().optional().describe('nextBefore of the previous page'),
+});
+const auditEntryShape = z.object({
+  id: z.string(), at: z.string(), keyId: z.string().nullable(), keyName: z.string().nullable(), role: z.string().nullable(),
+  tenant: z.string().nullable(), action: z.string(), target: z.string().nullable(), result: z.enum(['ok', 'refused', 'failed']),
+  status: z.number().int().nullable(), client: z.string().nullable(), requestId: z.string().nullable(), details: z.record(z.string(), z.unknown()),
+});
+export const auditResponse = z.object({ entries: z.array(auditEntryShape), nextBefore: z.string().nullable() });

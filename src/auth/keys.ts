@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Executor } from '../db/executor.js';
 import { ValidationError, toFieldIssues } from '../errors.js';
+import { STORABLE_TEXT_RULE, storableDateSchema, timestampTextSchema, wellFormed } from '../job-fields.js';
 
 /** A key's role (docs/security.md); ROLE_GRANTS says what each may do. */
 export const ROLES = ['admin', 'operator', 'producer', 'reader'] as const;
@@ -67,13 +68,14 @@ const LAST_USED_RESOLUTION_S = 60;
 
 const label = z.string().min(1, { error: 'must not be empty' }).max(128, { error: 'must be at most 128 characters' })
   // eslint-disable-next-line no-control-regex
-  .regex(/^[^\u0000-\u001f\u007f]*$/, { error: 'must not contain control characters' });
+  .regex(/^[^\u0000-\u001f\u007f]*$/, { error: 'must not contain control characters' })
+  .refine(wellFormed, { error: STORABLE_TEXT_RULE });
 
 export const createKeySchema = z.strictObject({
   role: z.enum(ROLES, { error: `expected one of ${ROLES.join(', ')}` }),
   name: label.optional(),
   tenant: label.nullable().optional(),
-  expiresAt: z.union([z.date(), z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time with an offset, e.g. 2027-01-01T00:00:00Z' })])
+  expiresAt: z.union([storableDateSchema('expected a valid Date'), timestampTextSchema('expected an ISO 8601 time with an offset, e.g. 2027-01-01T00:00:00Z')])
     .transform((value) => (value instanceof Date ? value : new Date(value)))
     .refine((value) => !Number.isNaN(value.getTime()), { error: 'expected a valid time' })
     .nullable()

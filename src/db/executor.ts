@@ -8,6 +8,12 @@ import { ValidationError } from '../errors.js';
  */
 export interface Executor {
   query<Row = Record<string, unknown>>(text: string, params: readonly unknown[]): Promise<Row[]>;
+  /**
+   * Reads the rows `batch` at a time until `take` returns false, then
+   * closes the cursor: the server reads no further than that. Where a
+   * caller's transaction has no cursor (Kysely), absent: use `query`.
+   */
+  cursor?<Row = Record<string, unknown>>(text: string, params: readonly unknown[], batch: number, take: (rows: Row[]) => boolean): Promise<void>;
 }
 
 /**
@@ -24,6 +30,12 @@ export function postgresExecutor(sql: postgres.Sql | postgres.TransactionSql, pr
     async query<Row>(text: string, params: readonly unknown[]) {
       const rows = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], options);
       return rows as unknown as Row[];
+    },
+    async cursor<Row>(text: string, params: readonly unknown[], batch: number, take: (rows: Row[]) => boolean) {
+      // Leaving the loop early closes the portal: the server stops there.
+      for await (const rows of sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], options).cursor(batch)) {
+        if (!take(rows as unknown as Row[])) break;
+      }
     },
   };
 }
@@ -45,6 +57,18 @@ export function countingExecutor(inner: Executor): { executor: Executor; busy: (
           busy--;
         }
       },
+      ...(inner.cursor
+        ? {
+            async cursor<Row>(text: string, params: readonly unknown[], batch: number, take: (rows: Row[]) => boolean) {
+              busy++;
+              try {
+                await inner.cursor!<Row>(text, params, batch, take);
+              } finally {
+                busy--;
+              }
+            },
+          }
+        : {}),
     },
   };
 }

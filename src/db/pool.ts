@@ -8,11 +8,15 @@ export const POOL_SIZE_DEFAULT = 10;
  * (postgres.js default), notices are not printed (CREATE ... IF NOT EXISTS
  * chatter), idle connections are closed after a minute.
  */
-export function openPool(connectionString: string, options: { max?: number } = {}): postgres.Sql {
+export function openPool(connectionString: string, options: { max?: number; statementTimeoutMs?: number } = {}): postgres.Sql {
   return postgres(connectionString, {
     max: options.max ?? POOL_SIZE_DEFAULT,
     idle_timeout: 60,
     onnotice: () => {},
-    connection: { application_name: 'spool' },
+    connection: {
+      application_name: 'spool',
+      // A start-up parameter, so no statement of this pool runs longer, without a SET per query.
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    },
   });
 }

@@ -34,6 +34,8 @@ export interface PruneReport {
   deferred: string[];
   /** Expired rows deleted in batches (at most 20 × 5,000 per run); in a dry run, how many are expired outside the partitions it would drop. */
   deleted: number;
+  /** Audit rows past the audit retention, deleted (dry run: how many are). */
+  auditDeleted: number;
   /** Retention per state, in seconds (the longest of the defaults and the queues' overrides). */
   retentionSeconds: Record<string, number>;
 }
@@ -56,7 +58,7 @@ export async function prune(executor: Executor, q: string, schema: string, optio
   const dryRun = options.dryRun ?? false;
   const batch = options.batch ?? PRUNE_BATCH_DEFAULT;
   const maxBatches = options.maxBatches ?? PRUNE_BATCHES_MAX_DEFAULT;
-  const report: PruneReport = { dryRun, created: [], moved: 0, dropped: [], deferred: [], deleted: 0, retentionSeconds: {} };
+  const report: PruneReport = { dryRun, created: [], moved: 0, dropped: [], deferred: [], deleted: 0, auditDeleted: 0, retentionSeconds: {} };
   if (!dryRun) {
     const rows = await executor.query<{ name: string }>(createPartitionsSql(q), [options.partitionsAhead ?? PARTITIONS_AHEAD_DEFAULT]);
     report.created = rows.map((row) => row.name);
@@ -89,6 +91,21 @@ export async function prune(executor: Executor, q: string, schema: string, optio
       const deleted = (await executor.query<{ deleted: number }>(pruneBatchSql(q, scope), [batch]))[0]?.deleted ?? 0;
       report.deleted += deleted;
       if (deleted < batch) break;
+    }
+  }
+  // The audit log keeps the defaults row's `audit` retention (sql/0010).
+  const expiredAudit = `FROM ${q}.audit_log WHERE at < now() - (SELECT audit FROM ${q}.retention WHERE queue = '*')`;
+  if (dryRun) {
+    report.auditDeleted = Number((await executor.query<{ n: string }>(`SELECT count(*) AS n ${expiredAudit}`, []))[0]?.n ?? 0);
+  } else {
+    for (let i = 0; i < maxBatches; i++) {
+      const [row] = await executor.query<{ deleted: number }>(
+        `WITH gone AS (DELETE FROM ${q}.audit_log WHERE id IN (SELECT id ${expiredAudit} ORDER BY id LIMIT $1) RETURNING 1)
+         SELECT count(*)::int AS deleted FROM gone`,
+        [batch],
+      );
+      report.auditDeleted += row?.deleted ?? 0;
+      if ((row?.deleted ?? 0) < batch) break;
     }
   }
   return report;

@@ -28,6 +28,8 @@ export async function runMigrations(
   const q = quoteSchema(schema);
   const channel = channelFor(schema);
   return sql.begin(async (tx) => {
+    // A pool made for the API carries a statement_timeout; a migration may take longer.
+    await tx`SET LOCAL statement_timeout = 0`;
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_CLASS}::int, hashtext(${schema}))`;
     await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${q}`);
     await tx.unsafe(`

@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
-import { JOB_ID_PATTERN, kindSchema, queueSchema } from '../job-fields.js';
+import { JOB_ID_RULE, jobIdTextSchema, kindSchema, queueSchema, storableDateSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 import type { JobRow } from '../job.js';
 import { restoreSql } from './history.js';
@@ -14,14 +14,14 @@ import { quoteSchema } from '../db/identifier.js';
  */
 export const deadFilterSchema = z.strictObject({
   ids: z
-    .array(z.union([z.string().regex(JOB_ID_PATTERN), z.number().int().positive()], { error: 'expected positive integer job ids' }))
+    .array(z.union([jobIdTextSchema, z.number().int().positive().max(Number.MAX_SAFE_INTEGER)], { error: JOB_ID_RULE }))
     .min(1, { error: 'give at least one id, or leave ids out' })
     .max(10_000, { error: 'at most 10,000 ids at once' })
     .optional(),
   queue: queueSchema.optional(),
   kind: kindSchema.optional(),
   /** Jobs that died before this time. */
-  finishedBefore: z.date({ error: 'expected a valid Date' }).optional(),
+  finishedBefore: storableDateSchema('expected a valid Date').optional(),
 });
 
 export type DeadFilter = z.input<typeof deadFilterSchema>;

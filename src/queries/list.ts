@@ -2,13 +2,19 @@ import { Kysely, sql, type SelectQueryBuilder } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { JOB_STATES, type JobRow } from '../job.js';
-import { kindSchema, queueSchema } from '../job-fields.js';
+import { STORABLE_TEXT_RULE, isJobIdText, kindSchema, queueSchema, storableDateSchema, storableText } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 
 /** Jobs per page when `limit` is not given. */
 export const LIST_LIMIT_DEFAULT = 50;
 /** The largest page `listJobs` returns. */
 export const LIST_LIMIT_MAX = 1000;
+/**
+ * Most bytes of jobs (as JSON) in one page, 4 MiB: past it the page ends
+ * early with `truncated: true` and a cursor to the rest. 600 jobs of 1 MiB
+ * once made one page 416 MB.
+ */
+export const LIST_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 const oneOrMany = <T extends z.ZodType>(item: T, rule: string) =>
   z.union([item, z.array(item).min(1)], { error: `${rule}, or a non-empty array of them` });
@@ -21,11 +27,11 @@ export const listFilterSchema = z.strictObject({
   queue: oneOrMany(queueSchema, 'expected a queue name').optional(),
   kind: oneOrMany(kindSchema, 'expected a kind').optional(),
   /** Jobs carrying this tag. */
-  tag: z.string().min(1).max(128).optional(),
+  tag: z.string().min(1).max(128).refine(storableText, { error: STORABLE_TEXT_RULE }).optional(),
   /** created_at >= createdAfter. */
-  createdAfter: z.date({ error: 'expected a valid Date' }).optional(),
+  createdAfter: storableDateSchema('expected a valid Date').optional(),
   /** created_at < createdBefore. */
-  createdBefore: z.date({ error: 'expected a valid Date' }).optional(),
+  createdBefore: storableDateSchema('expected a valid Date').optional(),
   limit: z
     .number({ error: `expected a whole number from 1 to ${LIST_LIMIT_MAX}` })
     .int({ error: `expected a whole number from 1 to ${LIST_LIMIT_MAX}` })
@@ -36,6 +42,12 @@ export const listFilterSchema = z.strictObject({
   cursor: z.string().optional(),
   /** `desc` (newest first, the default) or `asc`. */
   order: z.enum(['asc', 'desc'], { error: 'expected "asc" or "desc"' }).optional(),
+  /** The page's byte budget (LIST_BYTES_DEFAULT): a page holds at least one job, and no more once the next would pass it. */
+  maxBytes: z
+    .number({ error: 'expected a whole number of bytes' })
+    .int({ error: 'expected a whole number of bytes' })
+    .min(1024, { error: 'must be at least 1024' })
+    .optional(),
 });
 
 export type ListFilter = z.input<typeof listFilterSchema>;
@@ -44,6 +56,8 @@ export type ListFilter = z.input<typeof listFilterSchema>;
 export interface JobPage<J> {
   jobs: J[];
   nextCursor: string | null;
+  /** True when the byte budget ended the page before `limit` jobs: follow nextCursor for the rest. */
+  truncated: boolean;
 }
 
 /** Opaque keyset cursor: the last id seen and the direction. */
@@ -54,7 +68,7 @@ export function encodeCursor(id: string, order: 'asc' | 'desc'): string {
 function decodeCursor(cursor: string, order: 'asc' | 'desc'): string {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const match = /^v1:(asc|desc):([1-9][0-9]{0,18})$/.exec(text);
-  if (!match) {
+  if (!match || !isJobIdText(match[2]!)) {
     throw new ValidationError([{ path: 'cursor', message: 'is malformed: pass the nextCursor of a previous page unchanged' }]);
   }
   if (match[1] !== order) {
@@ -74,7 +88,7 @@ export function buildListQuery(
   db: Kysely<Database>,
   schema: string,
   filter: ListFilter,
-): { query: SelectQueryBuilder<Database, 'all_jobs', JobRow>; limit: number; order: 'asc' | 'desc' } {
+): { query: SelectQueryBuilder<Database, 'all_jobs', JobRow>; limit: number; order: 'asc' | 'desc'; maxBytes: number } {
   const parsed = listFilterSchema.safeParse(filter ?? {});
   if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
   const f = parsed.data;
@@ -93,5 +107,5 @@ export function buildListQuery(
     query = query.where(sql<boolean>`id ${sql.raw(order === 'desc' ? '<' : '>')} ${after}::bigint`);
   }
   query = query.orderBy('id', order).limit(limit + 1);
-  return { query, limit, order };
+  return { query, limit, order, maxBytes: f.maxBytes ?? LIST_BYTES_DEFAULT };
 }

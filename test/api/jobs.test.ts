@@ -53,7 +53,7 @@ describe('POST /jobs', () => {
       call('POST', '/jobs', { kind: 'mix', payload: { n: 3 } }),
     ]);
     expect(results.map((r) => r.status)).toEqual([201, 400, 201]);
-    expect(results[1]!.body.error.details[0].path).toBe('payload');
+    expect(results[1]!.body.error.details[0].path).toBe('payload.text');
     const [{ n }] = (await db.sql`SELECT count(*)::int AS n FROM spool.all_jobs WHERE kind = 'mix'`) as unknown as [{ n: number }];
     expect(n).toBe(2);
   });

@@ -35,6 +35,18 @@ describe('spool keys', () => {
     expect(await db.spool.keys.verify(fresh.key)).toBeNull();
     expect((await spool(['keys', 'list'])).stdout).toMatch(/no API keys/);
     expect((await spool(['keys', 'list', '--all'])).stdout).toMatch(/revoked/);
+
+    // Each change is in the audit log, as made from the CLI, without the secret; spool audit shows them.
+    const audit = JSON.parse((await spool(['audit', '--action', 'key', '--json'])).stdout);
+    expect(audit.entries.map((e: { action: string }) => e.action)).toEqual(['key.revoke', 'key.rotate', 'key.create']);
+    expect(audit.entries[0]).toMatchObject({ target: fresh.apiKey.id, result: 'ok', client: expect.stringMatching(/^cli:.+@.+/) });
+    expect(JSON.stringify(audit)).not.toContain(key.split('_')[2]);
+    const shown = await spool(['audit', '--since', '1h']);
+    expect(shown.stdout).toMatch(/AT\s+ACTION\s+TARGET\s+RESULT/);
+    expect(shown.stdout).toMatch(/key\.create/);
+    const bad = await spool(['audit', '--since', 'last week']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--since/);
   });
 
   it('refuses bad input, naming the flag', async () => {

@@ -47,7 +47,11 @@ describe('invalid enqueue input names the field and the rule, and stores nothing
     ['metadata not an object', () => db.spool.enqueue('k', {}, { metadata: [] as never }), 'metadata', /plain object/],
     ['unknown option (typo)', () => db.spool.enqueue('k', {}, { dealyMs: 5 } as never), 'dealyMs', /unknown key/],
     ['payload with a BigInt', () => db.spool.enqueue('k', { n: 1n }), 'payload', /not JSON-serialisable/],
-    ['payload with a NUL character', () => db.spool.enqueue('k', { s: 'a\u0000b' }), 'payload', /NUL/],
+    ['payload with a NUL character', () => db.spool.enqueue('k', { s: 'a\u0000b' }), 'payload.s', /NUL/],
+    ['payload with a lone surrogate', () => db.spool.enqueue('k', { s: ['\ud800'] }), 'payload.s.0', /lone surrogate/],
+    ['payload nested 64 deep', () => db.spool.enqueue('k', JSON.parse('['.repeat(65) + ']'.repeat(65))), 'payload.0.0.0.0.0.0.0.0', /deeper than 64/],
+    ['payload over 1 MiB', () => db.spool.enqueue('k', { blob: 'x'.repeat(1024 * 1024) }), 'payload', /over the 1048576/],
+    ['runAt as a Date in year 10000', () => db.spool.enqueue('k', {}, { runAt: new Date(Date.UTC(10000, 0, 1)) }), 'runAt', /0001 to 9999/],
     ['uniqueKey with a NUL character', () => db.spool.enqueue('k', {}, { uniqueKey: 'a\u0000' }), 'uniqueKey', /NUL/],
     ['job id that is not an id', () => db.spool.getJob('12abc'), 'id', /positive integer job id/],
   ];

@@ -137,4 +137,19 @@ describe('table constraints', () => {
     expect((await sqlError(`UPDATE spool.jobs SET kind = 'bad kind' WHERE id = ${id}`)).message).toMatch(/job_kind_format/);
     expect((await sqlError(`UPDATE spool.jobs SET errors = '"x"' WHERE id = ${id}`)).message).toMatch(/json_array_type/);
   });
+
+  it('refuse a payload over 8 MiB, whatever writes it', async () => {
+    const big = (mib: number) => `jsonb_build_object('blob', repeat('x', ${mib} * 1024 * 1024))`;
+    expect((await sqlError(`INSERT INTO spool.jobs (kind, payload) VALUES ('x', ${big(9)})`)).message).toMatch(/jobs_payload_size/);
+    const [{ id }] = (await db.sql.unsafe(`INSERT INTO spool.jobs (kind, payload) VALUES ('x', ${big(2)}) RETURNING id::text AS id`)) as unknown as [{ id: string }];
+    expect((await sqlError(`UPDATE spool.jobs SET payload = ${big(9)} WHERE id = ${id}`)).message).toMatch(/jobs_payload_size/);
+  });
+});
+
+describe('payload bounds at the SQL functions', () => {
+  it('spool.enqueue() refuses a payload over 1 MiB as JSON or nested 64 deep, naming it', async () => {
+    expect((await sqlError(`SELECT spool.enqueue('x', jsonb_build_object('blob', repeat('x', 1100000)))`)).message).toMatch(/payload is \d+ bytes as JSON, over the 1048576/);
+    expect((await sqlError(`SELECT spool.enqueue('x', '${'['.repeat(65)}${']'.repeat(65)}')`)).message).toMatch(/payload nests deeper than 64 levels/);
+    expect((await sqlError(`SELECT * FROM spool.enqueue_batch('[{"kind":"x","metadata":{"a":${'['.repeat(64)}${']'.repeat(64)}}}]')`)).message).toMatch(/metadata nests deeper/);
+  });
 });

@@ -3,21 +3,32 @@ import type { DeadFilter } from '../../queries/dead.js';
 import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { deadListQuery, deadPurgeQuery, deadSelection } from '../schemas.js';
 import type { z } from 'zod';
+import { auditDetails } from '../audit.js';
 
 /** The dead-letter queue: GET /dead, POST /dead/replay, DELETE /dead. */
 export function registerDeadRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
-  app.get('/dead', async (c) => c.json(await ctx.spool.listJobs({ ...queryOf(c, deadListQuery), state: 'dead' })));
+  app.get('/dead', async (c) => c.json(await ctx.spool.listJobs({ ...queryOf(c, deadListQuery), state: 'dead', maxBytes: ctx.pageMaxBytes })));
 
   app.post('/dead/replay', async (c) => {
-    const { ids } = await ctx.spool.replayDead(toFilter(await jsonBody(c, deadSelection)));
+    const selection = await jsonBody(c, deadSelection);
+    const { ids } = await ctx.spool.replayDead(toFilter(selection));
+    auditDetails(c, { selection: summary(selection), replayed: ids.length });
     return c.json({ replayed: ids.length, ids });
   });
 
   app.delete('/dead', async (c) => {
     // The query string says which, with the same rules as a replay's body.
     const selection = queryOf(c, deadPurgeQuery.pipe(deadSelection));
-    return c.json({ deleted: await ctx.spool.purgeDead(toFilter(selection)) });
+    const deleted = await ctx.spool.purgeDead(toFilter(selection));
+    auditDetails(c, { selection: summary(selection), deleted });
+    return c.json({ deleted });
   });
+}
+
+/** The selection as the audit row keeps it: ids counted past 20, not all listed. */
+function summary(selection: z.output<typeof deadSelection>): Record<string, unknown> {
+  const { ids, ...rest } = selection;
+  return ids === undefined ? rest : { ...rest, ids: ids.length > 20 ? `${ids.length} ids` : ids };
 }
 
 function toFilter({ ids, queue, kind, finishedBefore }: z.output<typeof deadSelection>): DeadFilter {

@@ -33,7 +33,8 @@ export function registerDocsRoutes(app: Hono<ApiEnv>): void {
   );
   app.get('/docs/:asset', (c) => {
     const asset = c.req.param('asset');
-    const type = ASSETS[asset];
+    // Own keys only: "constructor" or "__proto__" are names on every object.
+    const type = Object.hasOwn(ASSETS, asset) ? ASSETS[asset] : undefined;
     if (!type) return c.notFound();
     return c.body(readAsset(asset), 200, { 'Content-Type': type, 'Cache-Control': 'public, max-age=86400' });
   });

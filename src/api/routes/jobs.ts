@@ -57,7 +57,7 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
 
   app.get('/jobs', async (c) => {
     const q = queryOf(c, listQuery);
-    return c.json(await ctx.spool.listJobs(q));
+    return c.json(await ctx.spool.listJobs({ ...q, maxBytes: ctx.pageMaxBytes }));
   });
 
   app.get('/jobs/:id', async (c) => {

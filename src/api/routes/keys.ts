@@ -4,6 +4,7 @@ import { ValidationError } from '../../errors.js';
 import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { ApiProblem } from '../problems.js';
 import { keysQuery } from '../schemas.js';
+import { auditDetails } from '../audit.js';
 
 const notFound = (ref: string) => new ApiProblem(404, 'not_found', `no API key ${JSON.stringify(ref)}: GET /keys lists them`);
 
@@ -17,7 +18,9 @@ export function registerKeyRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
       // Until jobs carry a tenant, a tenant key would see every tenant's jobs.
       throw new ValidationError([{ path: 'tenant', message: 'tenant-bound keys are not available yet: jobs do not carry a tenant in this version' }]);
     }
-    return c.json(await ctx.spool.keys.create(body), 201);
+    const created = await ctx.spool.keys.create(body);
+    auditDetails(c, { keyId: created.apiKey.id, role: created.apiKey.role, name: created.apiKey.name });
+    return c.json(created, 201);
   });
 
   app.delete('/keys/:id', async (c) => {
@@ -29,6 +32,7 @@ export function registerKeyRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
   app.post('/keys/:id/rotate', async (c) => {
     const rotated = await ctx.spool.keys.rotate(c.req.param('id'));
     if (!rotated) throw notFound(c.req.param('id'));
+    auditDetails(c, { newKeyId: rotated.apiKey.id });
     return c.json(rotated, 201);
   });
 }

@@ -7,9 +7,15 @@ import { startApiServer, type ApiServer } from '../../api/server.js';
 import { createSpool, type Spool } from '../../client.js';
 import type { SpoolConfig } from '../../config.js';
 import type { Logger } from '../../observability/logger.js';
+import type { SpoolMetrics } from '../../observability/metrics.js';
 import { processObservability } from '../observability.js';
 import { commandConfig, requireDatabaseUrl } from '../settings.js';
 import { nextStopSignal } from '../worker-options.js';
+
+/** The Spool whose pool serves the API: its statements have the API's statement timeout (workers open their own pools, without one). */
+export function apiSpool(config: SpoolConfig, url: string, metrics: SpoolMetrics | undefined): Spool {
+  return createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, statementTimeoutMs: config.apiStatementTimeoutMs, metrics });
+}
 
 /** Starts the HTTP API of `spool serve` and `spool api` and says where it listens. */
 export async function startApi(
@@ -29,6 +35,7 @@ export async function startApi(
     logger: log,
     batchMax: config.batchMax,
     bodyLimitBytes: config.bodyLimitBytes,
+    pageMaxBytes: config.pageMaxBytes,
     unknownKinds: config.unknownKinds,
     listenerConnected,
     auth: config.auth,
@@ -36,7 +43,12 @@ export async function startApi(
     allowedHosts: config.allowedHosts ?? defaultAllowedHosts(config.host),
     corsOrigins: config.corsOrigins ?? [],
   });
-  const server = await startApiServer(app, { host: config.host, port: config.port });
+  const server = await startApiServer(app, {
+    host: config.host,
+    port: config.port,
+    requestTimeoutMs: config.requestTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+  });
   const shown = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   log.info({ host: config.host, port: server.port, auth: config.auth }, 'HTTP API listening');
   process.stdout.write(`spool API on http://${shown}:${server.port} (docs: /docs)\n`);
@@ -84,7 +96,7 @@ export function registerApi(program: Command): void {
       const url = requireDatabaseUrl(config);
       const observability = await processObservability(config);
       const { log } = observability;
-      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics: observability.metrics });
+      const spool = apiSpool(config, url, observability.metrics);
       try {
         await spool.migrate();
         const server = await startApi(config, spool, log);

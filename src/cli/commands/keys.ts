@@ -1,4 +1,6 @@
+import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
+import type { AuditRecord } from '../../audit/log.js';
 import { ROLES, type ApiKey, type CreatedKey } from '../../auth/keys.js';
 import { SpoolError } from '../../errors.js';
 import { table, writeJson, writeText } from '../output.js';
@@ -13,6 +15,20 @@ function expiresAt(text: string | undefined): string | undefined {
   if (relative) return new Date(Date.now() + Number(relative[1]) * UNIT_MS[relative[2]!]!).toISOString();
   if (/^\d{4}-\d{2}-\d{2}T/.test(text)) return text;
   throw new SpoolError('invalid_input', `--expires: expected a duration such as 30d, 12h, 2w, or an ISO time such as 2027-01-01T00:00:00Z; got ${JSON.stringify(text)}`);
+}
+
+/** An audit row for a key change made with the CLI: no API key did it, the database user on this host did. */
+export function cliAudit(action: string, target: string, details: Record<string, unknown> = {}): AuditRecord {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (some containers)
+  }
+  return {
+    keyId: null, keyName: null, role: null, tenant: null, action, target, result: 'ok', status: null,
+    client: `cli:${user}@${hostname()}`, requestId: null, details,
+  };
 }
 
 const state = (k: ApiKey) => (k.revokedAt ? 'revoked' : k.expiresAt && k.expiresAt <= new Date() ? 'expired' : 'active');
@@ -40,7 +56,11 @@ export function registerKeys(program: Command): void {
       if (options.tenant !== undefined) {
         throw new SpoolError('invalid_input', '--tenant: tenant-bound keys are not available yet: jobs do not carry a tenant in this version');
       }
-      const created = await withSpool(command, (spool) => spool.keys.create({ role: options.role as never, name: options.name, expiresAt: expiresAt(options.expires) }));
+      const created = await withSpool(command, async (spool) => {
+        const made = await spool.keys.create({ role: options.role as never, name: options.name, expiresAt: expiresAt(options.expires) });
+        await spool.audit.record(cliAudit('key.create', made.apiKey.id, { role: made.apiKey.role, name: made.apiKey.name }));
+        return made;
+      });
       printCreated(created, options.json, 'created');
     });
   keys
@@ -69,7 +89,11 @@ export function registerKeys(program: Command): void {
     .argument('<id>', 'the key\'s id or prefix (spool keys list)')
     .option('--json', 'print { apiKey } as JSON')
     .action(async (ref: string, options: { json?: boolean }, command: Command) => {
-      const revoked = await withSpool(command, (spool) => spool.keys.revoke(ref));
+      const revoked = await withSpool(command, async (spool) => {
+        const done = await spool.keys.revoke(ref);
+        if (done) await spool.audit.record(cliAudit('key.revoke', done.id));
+        return done;
+      });
       if (!revoked) throw new SpoolError('not_found', `no API key ${JSON.stringify(ref)}: spool keys list shows them`);
       if (options.json) return writeJson({ apiKey: revoked });
       writeText(`revoked key ${revoked.id} (${revoked.role}, "${revoked.name}")`);
@@ -80,7 +104,11 @@ export function registerKeys(program: Command): void {
     .argument('<id>', 'the key\'s id or prefix (spool keys list)')
     .option('--json', 'print { key, apiKey } as JSON')
     .action(async (ref: string, options: { json?: boolean }, command: Command) => {
-      const rotated = await withSpool(command, (spool) => spool.keys.rotate(ref));
+      const rotated = await withSpool(command, async (spool) => {
+        const done = await spool.keys.rotate(ref);
+        if (done) await spool.audit.record(cliAudit('key.rotate', ref, { newKeyId: done.apiKey.id }));
+        return done;
+      });
       if (!rotated) throw new SpoolError('not_found', `no API key ${JSON.stringify(ref)}: spool keys list shows them`);
       printCreated(rotated, options.json, `rotated key ${ref} into`);
     });

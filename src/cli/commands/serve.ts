@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createSpool } from '../../client.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../db/embedded.js';
 import { processObservability } from '../observability.js';
 import { loadTaskFolder } from '../../worker/tasks.js';
@@ -8,7 +7,7 @@ import type { Worker } from '../../worker/worker.js';
 import type { ApiServer } from '../../api/server.js';
 import { nextStopSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 import { commandConfig } from '../settings.js';
-import { startApi } from './api.js';
+import { apiSpool, startApi } from './api.js';
 import { redactUrl } from '../../config.js';
 
 /** Signals closer than this to the first one are its echo (npm forwarding a terminal's Ctrl-C), not a second request. */
@@ -48,7 +47,7 @@ export function registerServe(program: Command): void {
       log.info({ url: redactUrl(url), data_dir: dataDir }, 'embedded PostgreSQL started (no DATABASE_URL): psql it with this URL');
       process.stdout.write(`embedded PostgreSQL: ${url} (data in ${dataDir})\n`);
     }
-    const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics: observability.metrics });
+    const spool = apiSpool(config, url, observability.metrics);
     let worker: Worker | undefined;
     let server: ApiServer | undefined;
     try {
