@@ -26,9 +26,9 @@ import { enqueueSql, runEnqueue, type EnqueueResult } from './queries/enqueue.js
 import { buildListQuery, encodeCursor, type JobPage, type ListFilter } from './queries/list.js';
 import { CANCELLABLE_STATES, RETRYABLE_STATES, cancelSql, getJobSql, retrySql } from './queries/transitions.js';
 import { migrationStatus, runMigrations, type MigrationReport, type MigrationStatus } from './migrate/migrate.js';
-import { queueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
+import { queueStatsSql, tenantQueueStatsSql, setPausedSql, toQueueStats, type QueueStats, type QueueStatsRow } from './queries/queues.js';
 import { purgeDeadQuery, replayDeadQuery, replayHistoryDeadSql, type DeadFilter } from './queries/dead.js';
-import { isJobIdText, queueSchema } from './job-fields.js';
+import { isJobIdText, queueSchema, tenantSchema } from './job-fields.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import { listKindsSql, registerKindsSql, type KindRow } from './queries/kinds.js';
 import { clientRegistrant, kindRegistration } from './kinds/registration.js';
@@ -110,11 +110,13 @@ export class Spool {
   readonly audit: AuditLog;
 
   readonly #ownsPool: boolean;
+  #tenantRole: Promise<boolean> | undefined;
   readonly #pool: Executor;
   readonly #untrackPool: (() => void) | undefined;
   readonly #queueGauges = new Map<SpoolMetrics, () => void>();
   readonly #statements: {
-    enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string; registerKinds: string; listKinds: string;
+    enqueue: string; cancel: string; retry: string; getJob: string; setPaused: string; queueStats: string; tenantQueueStats: string;
+    registerKinds: string; listKinds: string;
   };
 
   constructor(options: SpoolOptions = {}) {
@@ -158,6 +160,7 @@ export class Spool {
       getJob: getJobSql(q),
       setPaused: setPausedSql(q),
       queueStats: queueStatsSql(q),
+      tenantQueueStats: tenantQueueStatsSql(q),
       registerKinds: registerKindsSql(q),
       listKinds: listKindsSql(q),
     };
@@ -218,8 +221,8 @@ export class Spool {
   }
 
   /** One job by id, or null. */
-  async getJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job | null> {
-    const rows = await this.#executor(options?.tx).query<JobRow>(this.#statements.getJob, [jobId(id)]);
+  async getJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job | null> {
+    const rows = await this.#executor(options?.tx).query<JobRow>(this.#statements.getJob, [jobId(id), scopeOf(options)]);
     return rows[0] ? toJob(rows[0]) : null;
   }
 
@@ -259,16 +262,16 @@ export class Spool {
    * abort the handler's signal; the worker then records `cancelled`.
    * Throws JobNotFoundError, or IllegalTransitionError if it already finished.
    */
-  async cancelJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job> {
+  async cancelJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job> {
     const key = jobId(id);
     const executor = this.#executor(options?.tx);
-    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel]);
+    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel, scopeOf(options)]);
     if (rows[0]) {
       // A waiting job ends cancelled here; a running one is counted by its worker when it stops.
       if (rows[0].state === 'cancelled') this.metrics?.cancelled(rows[0].queue, rows[0].kind);
       return toJob(rows[0]);
     }
-    throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES);
+    throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES, scopeOf(options));
   }
 
   /**
@@ -277,12 +280,12 @@ export class Spool {
    * IllegalTransitionError if it has not finished, or UniqueConflictError if
    * another unfinished job now holds its unique key.
    */
-  async retryJob(id: string | number | bigint, options: WriteOptions = {}): Promise<Job> {
+  async retryJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job> {
     const key = jobId(id);
     const executor = this.#executor(options?.tx);
     let rows: JobRow[];
     try {
-      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.channel]);
+      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.channel, scopeOf(options)]);
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
         throw new UniqueConflictError(
@@ -293,7 +296,7 @@ export class Spool {
       throw error;
     }
     if (rows[0]) return toJob(rows[0]);
-    throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES);
+    throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES, scopeOf(options));
   }
 
   /**
@@ -357,8 +360,12 @@ export class Spool {
    * Every queue with jobs or settings: jobs by state, the age of the oldest
    * available job, and whether it is paused. Scans the jobs table.
    */
-  async queueStats(): Promise<QueueStats[]> {
-    const rows = await this.#pool.query<QueueStatsRow>(this.#statements.queueStats, []);
+  async queueStats(options: ScopeOptions = {}): Promise<QueueStats[]> {
+    const executor = this.#executor(options.tx);
+    const tenant = scopeOf(options);
+    const rows = tenant === null
+      ? await executor.query<QueueStatsRow>(this.#statements.queueStats, [])
+      : await executor.query<QueueStatsRow>(this.#statements.tenantQueueStats, [tenant]);
     return rows.map(toQueueStats);
   }
 
@@ -371,11 +378,12 @@ export class Spool {
    * await spool.replayDead({ ids: ['42', '43'] });
    * await spool.replayDead({ queue: 'mail', kind: 'email.send' });
    */
-  async replayDead(filter: DeadFilter = {}): Promise<{ ids: string[] }> {
+  async replayDead(filter: DeadFilter = {}, options: WriteOptions = {}): Promise<{ ids: string[] }> {
+    const executor = this.#executor(options.tx);
     // Dead rows still in the hot table from before sql/0005 (updated in place), then those in history (moved back).
     const legacy = replayDeadQuery(this.db, this.schema, filter).compile();
     const channel = `$${legacy.parameters.length + 1}`;
-    const inPlace = await this.#pool.query<{ id: string }>(
+    const inPlace = await executor.query<{ id: string }>(
       `WITH replayed AS (${legacy.sql})
        SELECT replayed.id::text AS id,
               (SELECT count(*) FROM (SELECT pg_notify(${channel}::text, json_build_object('queues', array_agg(DISTINCT queue), 'scheduled', false)::text)
@@ -384,17 +392,18 @@ export class Spool {
       [...legacy.parameters, this.channel],
     );
     const history = replayHistoryDeadSql(this.db, this.schema, filter, this.channel);
-    const moved = await this.#pool.query<{ id: string }>(history.sql, history.parameters);
+    const moved = await executor.query<{ id: string }>(history.sql, history.parameters);
     const ids = [...inPlace, ...moved].map((row) => row.id);
     return { ids: ids.sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0)) };
   }
 
   /** Deletes dead jobs for good; returns how many. `{}` purges every dead job. */
-  async purgeDead(filter: DeadFilter = {}): Promise<number> {
+  async purgeDead(filter: DeadFilter = {}, options: WriteOptions = {}): Promise<number> {
+    const executor = this.#executor(options.tx);
     let deleted = 0;
     for (const table of ['jobs', 'job_history'] as const) {
       const compiled = purgeDeadQuery(this.db, this.schema, filter, table).compile();
-      const rows = await this.#pool.query<{ n: number }>(`WITH purged AS (${compiled.sql}) SELECT count(*)::int AS n FROM purged`, compiled.parameters);
+      const rows = await executor.query<{ n: number }>(`WITH purged AS (${compiled.sql}) SELECT count(*)::int AS n FROM purged`, compiled.parameters);
       deleted += rows[0]?.n ?? 0;
     }
     return deleted;
@@ -460,12 +469,47 @@ export class Spool {
     if (this.#ownsPool) await this.sql.end({ timeout: 5 });
   }
 
+  /**
+   * Runs `fn` in a transaction limited to one tenant, for the API's
+   * tenant-bound keys: `spool.tenant` is set for row-level security
+   * (sql/0011), and the transaction runs as the role `spool_tenant` when this
+   * database user may become it, so the policies bind even where Spool
+   * connects as the tables' owner or a superuser. Pass the transaction and
+   * the tenant to each call: the SQL filters are the first wall, RLS the second.
+   *
+   * @example
+   * await spool.asTenant('acme', (tx) => spool.getJob(id, { tx, tenant: 'acme' }));
+   */
+  async asTenant<T>(tenant: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+    const scoped = scopeOf({ tenant })!;
+    const underRls = await this.tenantRoleAvailable();
+    return (await this.sql.begin(async (tx) => {
+      await tx`SELECT set_config('spool.tenant', ${scoped}, true)`;
+      if (underRls) await tx.unsafe('SET LOCAL ROLE spool_tenant');
+      return fn(tx);
+    })) as T;
+  }
+
+  /** Whether this database user may become `spool_tenant` (sql/0011), so tenant transactions run under row-level security. */
+  tenantRoleAvailable(): Promise<boolean> {
+    this.#tenantRole ??= this.sql<{ ok: boolean }[]>`
+      SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spool_tenant')
+                  THEN pg_has_role(current_user, 'spool_tenant', 'MEMBER') ELSE false END AS ok`
+      .then((rows) => rows[0]?.ok === true)
+      .catch((error: unknown) => {
+        this.#tenantRole = undefined;
+        throw error;
+      });
+    return this.#tenantRole;
+  }
+
   #executor(tx: unknown): Executor {
     return tx === undefined ? this.#pool : executorFor(tx);
   }
 
-  async #whyNot(executor: Executor, id: string, action: string, allowed: readonly string[]): Promise<Error> {
-    const rows = await executor.query<JobRow>(this.#statements.getJob, [id]);
+  async #whyNot(executor: Executor, id: string, action: string, allowed: readonly string[], tenant: string | null): Promise<Error> {
+    // Scoped like the action: another tenant's job is not found, not "in the wrong state".
+    const rows = await executor.query<JobRow>(this.#statements.getJob, [id, tenant]);
     return rows[0] ? new IllegalTransitionError(id, rows[0].state, action, allowed) : new JobNotFoundError(id);
   }
 }
@@ -515,6 +559,20 @@ function toKind(row: KindRow): Kind {
 /** Creates a Spool client. */
 export function createSpool(options: SpoolOptions = {}): Spool {
   return new Spool(options);
+}
+
+/** Options of a read or change of jobs: the caller's transaction, and the tenant it is limited to. */
+export interface ScopeOptions extends WriteOptions {
+  /** Only this tenant's jobs: another tenant's job is not found (the API sets it from a tenant-bound key). */
+  tenant?: string;
+}
+
+function scopeOf(options: ScopeOptions | undefined): string | null {
+  const tenant = options?.tenant;
+  if (tenant === undefined) return null;
+  const issues = issuesOf(tenantSchema, tenant, 'tenant');
+  if (issues.length > 0) throw new ValidationError(issues);
+  return tenant;
 }
 
 /** Rows per read of a listing's cursor: few round trips for small jobs, little memory for large ones. */

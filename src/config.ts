@@ -9,7 +9,7 @@ import { CONCURRENCY_DEFAULT, SHUTDOWN_GRACE_MS_DEFAULT } from './worker/worker.
 import { LOG_FORMATS } from './observability/logger.js';
 import { NAME_PATTERN } from './job-fields.js';
 import { UNKNOWN_KINDS } from './kinds/catalog.js';
-import { limitsConfigSchema } from './flow/limits.js';
+import { limitsConfigSchema, parseRate } from './flow/limits.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -23,6 +23,23 @@ export const API_STATEMENT_TIMEOUT_MS_DEFAULT = 10_000;
 export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
 /** A client has this long to send its request headers. */
 export const HEADERS_TIMEOUT_MS_DEFAULT = 10_000;
+/** Requests one API key may make per window, summed over API processes (ADR 0008). */
+export const KEY_RATE_LIMIT_DEFAULT = { limit: 1000, windowMs: 1000 };
+
+const REQUEST_RATE_RULE = 'expected requests per window such as 1000/1s or 60000/1m, or off';
+const requestRate = z
+  .union([
+    z.string().transform((text, ctx) => {
+      if (text.trim() === 'off') return null;
+      const rate = parseRate(text);
+      if (!rate || rate.limit < 1 || rate.limit > 10_000_000 || rate.windowMs < 1000 || rate.windowMs > 86_400_000) {
+        ctx.addIssue({ code: 'custom', message: `${REQUEST_RATE_RULE} (1-10000000 requests, a window of 1 s to a day)` });
+        return z.NEVER;
+      }
+      return rate;
+    }),
+    z.null(),
+  ], { error: REQUEST_RATE_RULE });
 /** Most jobs in one `POST /jobs/batch`. */
 export const BATCH_MAX_DEFAULT = 1000;
 /** Port of the embedded PostgreSQL (stable, so the printed URL stays valid across restarts). */
@@ -141,6 +158,17 @@ export const SETTINGS = {
     default: LIST_BYTES_DEFAULT,
     schema: wholeNumber('expected a size in bytes from 1024 to 1073741824', 1024, 1024 * 1024 * 1024),
     describe: 'most bytes of jobs in one GET /jobs or /dead page: past it the page ends early with truncated: true and a cursor',
+  },
+  keyRateLimit: {
+    env: 'SPOOL_KEY_RATE_LIMIT',
+    default: KEY_RATE_LIMIT_DEFAULT,
+    schema: requestRate,
+    describe: 'requests per API key and window, over every API process, e.g. 1000/1s; off for none. Past it: 429 with Retry-After',
+  },
+  tenantRateLimit: {
+    env: 'SPOOL_TENANT_RATE_LIMIT',
+    schema: requestRate,
+    describe: 'requests per tenant (all its keys together) and window, e.g. 5000/1s; default: none',
   },
   apiStatementTimeoutMs: {
     env: 'SPOOL_API_STATEMENT_TIMEOUT_MS',

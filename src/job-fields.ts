@@ -112,11 +112,18 @@ export const uniqueKeySchema = z
   .refine(storableText, { error: STORABLE_TEXT_RULE });
 
 
-/** A job's group (sql/0006 `group_name`): 1-128 characters, no control characters. */
-export const groupSchema = z
-  .string({ error: 'expected a string, e.g. the tenant or customer id' })
-  .min(1, { error: 'must not be empty (omit it for no group)' })
-  .max(128, { error: 'must be at most 128 characters' })
-  // eslint-disable-next-line no-control-regex
-  .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), { error: 'must not contain control characters' })
-  .refine(wellFormed, { error: STORABLE_TEXT_RULE });
+/** A name of 1-128 characters without control characters (the domains group_name and tenant_name). */
+const labelSchema = (expected: string, omitted: string) =>
+  z
+    .string({ error: expected })
+    .min(1, { error: `must not be empty (omit it for ${omitted})` })
+    .max(128, { error: 'must be at most 128 characters' })
+    // eslint-disable-next-line no-control-regex
+    .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), { error: 'must not contain control characters' })
+    .refine(wellFormed, { error: STORABLE_TEXT_RULE });
+
+/** A job's tenant (sql/0011 `tenant_name`). */
+export const tenantSchema = labelSchema('expected a string naming the tenant', 'no tenant');
+
+/** A job's group (sql/0006 `group_name`). */
+export const groupSchema = labelSchema('expected a string, e.g. the tenant or customer id', 'no group');

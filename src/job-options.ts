@@ -12,6 +12,7 @@ import {
   tagsSchema,
   uniqueKeySchema,
   groupSchema,
+  tenantSchema,
   storableText,
   STORABLE_TEXT_RULE,
   timestampTextSchema,
@@ -55,7 +56,8 @@ export const oneWhen: [(o: { runAt?: unknown; delayMs?: unknown }) => boolean, {
 /** Options for one job at enqueue. Unknown keys are refused, so a typo is an error and not a silent default. */
 export const jobOptionsSchema = z
   .strictObject(
-    { ...jobOptionFields, runAt: runAtSchema.optional(), tx: z.unknown().optional() },
+    // tenant: the library's callers are trusted with it; the API takes it from the key, never the body.
+    { ...jobOptionFields, runAt: runAtSchema.optional(), tenant: tenantSchema.optional(), tx: z.unknown().optional() },
     { error: (issue) => (issue.code === 'unrecognized_keys' ? undefined : 'expected an options object') },
   )
   .refine(...oneWhen);
@@ -88,6 +90,11 @@ export interface JobOptions {
   tags?: string[];
   /** Free-form JSON object stored with the job (trace context, correlation ids). */
   metadata?: Record<string, unknown>;
+  /**
+   * The tenant that owns the job: an API key bound to a tenant sees and
+   * touches only its tenant's jobs (docs/security.md). Unique keys are per tenant.
+   */
+  tenant?: string;
 }
 
 /** Options of a single write: the caller's transaction to join. */
@@ -146,6 +153,7 @@ export function jobInput(
   if (o.timeoutMs !== undefined) element.timeout_ms = o.timeoutMs;
   if (o.uniqueKey !== undefined) element.unique_key = o.uniqueKey;
   if (o.group !== undefined) element.group = o.group;
+  if (o.tenant !== undefined) element.tenant = o.tenant;
   if (tags !== undefined) element.tags = tags;
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };

@@ -55,6 +55,8 @@ export interface Job<Payload = unknown> {
   cancelRequestedAt: Date | null;
   /** The job's group (a tenant, a customer): fair share and group limits; null for none. */
   group: string | null;
+  /** The tenant that owns it (docs/security.md): a tenant-bound API key sees only its own; null for none. */
+  tenant: string | null;
 }
 
 /** The columns of `jobs` as PostgreSQL returns them. */
@@ -82,6 +84,7 @@ export interface JobRow {
   finished_at: Date | null;
   cancel_requested_at: Date | null;
   group_key: string | null;
+  tenant: string | null;
 }
 
 /** Maps a `jobs` row to the public `Job` shape. */
@@ -110,6 +113,7 @@ export function toJob(row: JobRow): Job {
     finishedAt: row.finished_at,
     cancelRequestedAt: row.cancel_requested_at,
     group: row.group_key ?? null,
+    tenant: row.tenant ?? null,
   };
 }
 

@@ -4,6 +4,7 @@ import { matchedRoutes } from 'hono/route';
 import { allows, type ApiKey, type KeyStore, type Permission } from '../auth/keys.js';
 import type { ApiEnv } from './app.js';
 import { ApiProblem } from './problems.js';
+import type { RequestBudget } from './request-budget.js';
 
 /** A route's access: open to anyone who reaches the port, or a permission a key's role must grant. */
 export type Access = Permission | 'open';
@@ -54,6 +55,19 @@ export const ROUTE_ACCESS: Record<string, Access> = {
   'GET /audit': 'admin',
 };
 
+/**
+ * The routes a key bound to a tenant may use: its own jobs, its dead jobs,
+ * its queues' counts, and what holds no data. Every other route acts on
+ * what all tenants share (queues' pause, schedules, limits, keys, metrics,
+ * the audit log) and answers 403 to such a key (fail closed: a new route is
+ * refused to tenant keys until it is listed here and scoped).
+ */
+export const TENANT_ROUTES: ReadonlySet<string> = new Set([
+  'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /docs/init.js', 'GET /docs/:asset',
+  'POST /jobs', 'POST /jobs/batch', 'GET /jobs', 'GET /jobs/:id', 'DELETE /jobs/:id', 'POST /jobs/:id/retry',
+  'GET /queues', 'GET /dead', 'POST /dead/replay', 'DELETE /dead',
+]);
+
 /** Paths that `docsPublic` opens: the Swagger UI and the OpenAPI document hold no data. */
 const DOCS_ROUTES = ['GET /openapi.json', 'GET /docs', 'GET /docs/init.js', 'GET /docs/:asset'];
 
@@ -63,6 +77,8 @@ export type AuthMode = 'keys' | 'off';
 export interface AccessOptions {
   mode: AuthMode;
   keys: KeyStore;
+  /** Requests per key and tenant (ADR 0008); none: unlimited. */
+  budget?: RequestBudget;
   /** Open the API docs (GET /docs, /openapi.json) without a key. */
   docsPublic?: boolean;
 }
@@ -104,21 +120,28 @@ export function registerAccessChecks(app: Hono<ApiEnv>, options: AccessOptions):
     cache.set(digest, { key, at: performance.now() });
     return key;
   };
-  const check = (access: Access): MiddlewareHandler<ApiEnv> => async (c, next) => {
+  const check = (access: Access, route: string): MiddlewareHandler<ApiEnv> => async (c, next) => {
     c.set('accessChecked', true);
     if (access === 'open' || options.mode === 'off') return next();
     const key = await authenticate(c);
     // Known before the role check, so a refusal is audited with the key that tried.
     c.set('apiKey', key);
+    const retryAfter = options.budget?.take(key.id, key.tenant);
+    if (retryAfter !== undefined) {
+      throw new ApiProblem(429, 'rate_limited', `this key${key.tenant === null ? '' : ' or its tenant'} used its request budget (SPOOL_KEY_RATE_LIMIT, SPOOL_TENANT_RATE_LIMIT); retry after ${retryAfter} s`, [], retryAfter);
+    }
     if (!allows(key.role, access)) {
       throw new ApiProblem(403, 'forbidden', `a ${key.role} key may not ${access} (${c.req.method} ${c.req.path}); use a key whose role allows it (docs/security.md)`);
+    }
+    if (key.tenant !== null && !TENANT_ROUTES.has(route)) {
+      throw new ApiProblem(403, 'forbidden', `a key bound to a tenant may not use ${route}: it acts on what every tenant shares; use a key without a tenant (docs/security.md#tenants)`);
     }
     return next();
   };
   for (const [route, declared] of Object.entries(ROUTE_ACCESS)) {
     const [method, path] = route.split(' ') as [string, string];
     const access = options.docsPublic && DOCS_ROUTES.includes(route) ? 'open' : declared;
-    app.on(method, path, check(access));
+    app.on(method, path, check(access, route));
   }
   app.use('*', async (c, next) => {
     const endpoint = matchedRoutes(c).some((r) => r.method !== 'ALL');

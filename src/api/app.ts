@@ -4,7 +4,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } f
 import { tracingEnabled } from '../observability/tracing.js';
 import type { z } from 'zod';
 import type { Spool } from '../client.js';
-import { BATCH_MAX_DEFAULT, BODY_LIMIT_BYTES_DEFAULT } from '../config.js';
+import { BATCH_MAX_DEFAULT, BODY_LIMIT_BYTES_DEFAULT, KEY_RATE_LIMIT_DEFAULT } from '../config.js';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { EnqueueCoalescer } from './enqueue-coalescer.js';
@@ -20,6 +20,7 @@ import { registerFlowRoutes } from './routes/flow.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerAudit } from './audit.js';
+import { RequestBudget, type RequestRate } from './request-budget.js';
 import { registerAccessChecks, type AuthMode } from './access.js';
 import { defaultAllowedHosts, registerWebSafety } from './web-safety.js';
 import type { ApiKey } from '../auth/keys.js';
@@ -60,6 +61,10 @@ export interface ApiOptions {
   allowedHosts?: string[];
   /** Browser origins allowed to call the API (CORS); none by default. */
   corsOrigins?: string[];
+  /** Requests per API key and window, across API processes (ADR 0008): 1,000 per second by default; null for none. */
+  keyRateLimit?: RequestRate | null;
+  /** Requests per tenant (all its keys) and window; none by default. */
+  tenantRateLimit?: RequestRate | null;
 }
 
 export type ApiEnv = {
@@ -171,7 +176,12 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
 
   registerWebSafety(app, { allowedHosts: options.allowedHosts ?? defaultAllowedHosts('127.0.0.1'), corsOrigins: options.corsOrigins ?? [] });
   registerAudit(app, options.spool.audit);
-  registerAccessChecks(app, { mode: options.auth ?? 'keys', keys: options.spool.keys, docsPublic: options.docsPublic });
+  const keyRate = options.keyRateLimit === undefined ? KEY_RATE_LIMIT_DEFAULT : options.keyRateLimit;
+  const tenantRate = options.tenantRateLimit ?? null;
+  const budget = keyRate || tenantRate
+    ? new RequestBudget(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema, { key: keyRate ?? undefined, tenant: tenantRate ?? undefined }, log)
+    : undefined;
+  registerAccessChecks(app, { mode: options.auth ?? 'keys', keys: options.spool.keys, docsPublic: options.docsPublic, budget });
   if (metrics) {
     options.spool.startQueueGauges({ log });
     app.get('/metrics', async (c) => c.body(await metrics.text(), 200, { 'Content-Type': metrics.contentType }));

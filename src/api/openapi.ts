@@ -40,7 +40,7 @@ import { ROUTE_ACCESS } from './access.js';
 import { createKeySchema } from '../auth/keys.js';
 import { limitSettingsSchema } from '../flow/limits.js';
 
-type Status = '200' | '201' | '400' | '401' | '403' | '404' | '409' | '413' | '415' | '503';
+type Status = '200' | '201' | '400' | '401' | '403' | '404' | '409' | '413' | '415' | '429' | '503';
 
 interface RouteDoc {
   summary: string;
@@ -60,6 +60,7 @@ const ERROR_TEXT: Record<string, string> = {
   '409': 'illegal transition (the job is not in a state this action starts from) or unique-key conflict',
   '413': 'body over the limit (SPOOL_BODY_LIMIT_BYTES, 1 MiB by default)',
   '415': 'the body is not JSON (Content-Type: application/json)',
+  '429': 'the key or its tenant used its request budget (SPOOL_KEY_RATE_LIMIT); Retry-After says when to come back',
   '503': 'the database cannot be reached',
 };
 
@@ -216,6 +217,7 @@ export function openApiDocument(version: string): object {
       if (access !== 'open') {
         responses['401'] = { description: ERROR_TEXT['401'], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
         responses['403'] = { description: ERROR_TEXT['403'], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+        responses['429'] = { description: ERROR_TEXT['429'], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };
       }
       paths[path][method] = {
         summary: access && access !== 'open' ? `${route.summary} Needs a key allowed to ${access}.` : route.summary,

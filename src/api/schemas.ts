@@ -106,6 +106,7 @@ export const jobResponse = z.object({
   finishedAt: timestamp.nullable(),
   cancelRequestedAt: timestamp.nullable(),
   group: z.string().nullable().describe('fair-share and limit group (e.g. the tenant); null for none'),
+  tenant: z.string().nullable().describe('the tenant that owns it (from the enqueuing key); null for none'),
 });
 
 // The documented shape and the client's Job must name the same fields.

@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
-import { JOB_ID_RULE, jobIdTextSchema, kindSchema, queueSchema, storableDateSchema } from '../job-fields.js';
+import { JOB_ID_RULE, jobIdTextSchema, kindSchema, queueSchema, storableDateSchema, tenantSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 import type { JobRow } from '../job.js';
 import { restoreSql } from './history.js';
@@ -22,6 +22,8 @@ export const deadFilterSchema = z.strictObject({
   kind: kindSchema.optional(),
   /** Jobs that died before this time. */
   finishedBefore: storableDateSchema('expected a valid Date').optional(),
+  /** Only this tenant's jobs (the API sets it from a tenant-bound key). */
+  tenant: tenantSchema.optional(),
 });
 
 export type DeadFilter = z.input<typeof deadFilterSchema>;
@@ -43,13 +45,15 @@ function selectedDead(eb: DeadJobs, filter: DeadFilter) {
     ...(f.queue ? [eb('j.queue', '=', f.queue)] : []),
     ...(f.kind ? [eb('j.kind', '=', f.kind)] : []),
     ...(f.finishedBefore ? [eb('j.finished_at', '<', f.finishedBefore)] : []),
+    ...(f.tenant !== undefined ? [eb('j.tenant', '=', f.tenant)] : []),
   ]);
 }
 
 /** No unfinished job in the hot table holds `j`'s unique key in its queue: replaying `j` would make a duplicate. */
 function noUnfinishedHolder(schema: string) {
   return sql<boolean>`NOT EXISTS (SELECT 1 FROM ${sql.table(`${schema}.jobs`)} o
-    WHERE o.queue = j.queue AND o.unique_key = j.unique_key AND o.state IN ('scheduled', 'available', 'running'))`;
+    WHERE o.queue = j.queue AND o.unique_key = j.unique_key AND coalesce(o.tenant::text, '') = coalesce(j.tenant::text, '')
+      AND o.state IN ('scheduled', 'available', 'running'))`;
 }
 
 /**

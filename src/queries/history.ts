@@ -11,7 +11,7 @@
 export const JOB_COLUMNS = [
   'id', 'queue', 'kind', 'payload', 'state', 'priority', 'run_at', 'attempt', 'max_attempts', 'timeout_ms',
   'lease_expires_at', 'worker_id', 'unique_key', 'tags', 'result', 'errors', 'progress', 'metadata',
-  'created_at', 'started_at', 'finished_at', 'cancel_requested_at', 'group_key',
+  'created_at', 'started_at', 'finished_at', 'cancel_requested_at', 'group_key', 'tenant',
 ] as const;
 export type JobColumn = (typeof JOB_COLUMNS)[number];
 

@@ -2,7 +2,7 @@ import { Kysely, sql, type SelectQueryBuilder } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { JOB_STATES, type JobRow } from '../job.js';
-import { STORABLE_TEXT_RULE, isJobIdText, kindSchema, queueSchema, storableDateSchema, storableText } from '../job-fields.js';
+import { STORABLE_TEXT_RULE, isJobIdText, kindSchema, queueSchema, storableDateSchema, storableText, tenantSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 
 /** Jobs per page when `limit` is not given. */
@@ -26,6 +26,8 @@ export const listFilterSchema = z.strictObject({
   state: oneOrMany(z.enum(JOB_STATES), `expected one of ${JOB_STATES.join(', ')}`).optional(),
   queue: oneOrMany(queueSchema, 'expected a queue name').optional(),
   kind: oneOrMany(kindSchema, 'expected a kind').optional(),
+  /** Only this tenant's jobs (the API sets it from a tenant-bound key). */
+  tenant: tenantSchema.optional(),
   /** Jobs carrying this tag. */
   tag: z.string().min(1).max(128).refine(storableText, { error: STORABLE_TEXT_RULE }).optional(),
   /** created_at >= createdAfter. */
@@ -99,6 +101,7 @@ export function buildListQuery(
   if (f.state !== undefined) query = query.where('state', 'in', asArray(f.state));
   if (f.queue !== undefined) query = query.where('queue', 'in', asArray(f.queue));
   if (f.kind !== undefined) query = query.where('kind', 'in', asArray(f.kind));
+  if (f.tenant !== undefined) query = query.where('tenant', '=', f.tenant);
   if (f.tag !== undefined) query = query.where(sql<boolean>`tags @> ARRAY[${f.tag}]::text[]`);
   if (f.createdAfter !== undefined) query = query.where('created_at', '>=', f.createdAfter);
   if (f.createdBefore !== undefined) query = query.where('created_at', '<', f.createdBefore);

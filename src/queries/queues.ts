@@ -35,6 +35,25 @@ SELECT coalesce(s.queue, p.name)::text AS queue,
  ORDER BY 1`;
 }
 
+/**
+ * `queueStats()` for one tenant ($1): the queues its jobs are in, counted
+ * from its own jobs only (the jobs_tenant indexes), with their paused flag.
+ */
+export function tenantQueueStatsSql(q: string): string {
+  return `
+SELECT s.queue,
+       count(*) FILTER (WHERE s.state = 'scheduled')::int AS scheduled, count(*) FILTER (WHERE s.state = 'available')::int AS available,
+       count(*) FILTER (WHERE s.state = 'running')::int AS running, count(*) FILTER (WHERE s.state = 'completed')::int AS completed,
+       count(*) FILTER (WHERE s.state = 'dead')::int AS dead, count(*) FILTER (WHERE s.state = 'cancelled')::int AS cancelled,
+       coalesce(extract(epoch FROM now() - min(s.run_at) FILTER (WHERE s.state = 'available')), 0)::float8 AS oldest_available_age_seconds,
+       coalesce(bool_or(p.paused), false) AS paused
+  FROM ${q}.all_jobs s
+  LEFT JOIN ${q}.queues p ON p.name = s.queue
+ WHERE s.tenant = $1
+ GROUP BY s.queue
+ ORDER BY 1`;
+}
+
 /** One queue's line of `queueStats()`. */
 export interface QueueStats {
   queue: string;

@@ -16,17 +16,17 @@ export const RETRYABLE_STATES = ['completed', 'dead', 'cancelled'] as const;
  * to job_history. A running job keeps running until its worker sees the
  * request: cancel_requested_at is set and the owning worker is told on the
  * NOTIFY channel; it aborts the handler's signal and records `cancelled`.
- * Returns the job as it now is. $1 job id, $2 channel.
+ * Returns the job as it now is. $1 job id, $2 channel, $3 tenant (null: any).
  */
 export function cancelSql(q: string): string {
   return `
 WITH flagged AS (
   UPDATE ${q}.jobs
      SET cancel_requested_at = coalesce(cancel_requested_at, now())
-   WHERE id = $1::bigint AND state = 'running'
+   WHERE id = $1::bigint AND state = 'running' AND ($3::text IS NULL OR tenant = $3)
   RETURNING *
 ), moved AS (
-  DELETE FROM ${q}.jobs WHERE id = $1::bigint AND state IN ('scheduled', 'available') RETURNING *
+  DELETE FROM ${q}.jobs WHERE id = $1::bigint AND state IN ('scheduled', 'available') AND ($3::text IS NULL OR tenant = $3) RETURNING *
 ), archived AS (
   ${archiveSql(q, 'moved', { state: `'cancelled'`, finished_at: 'now()', cancel_requested_at: 'coalesce(moved.cancel_requested_at, now())' })}
   RETURNING *
@@ -45,20 +45,20 @@ SELECT archived.*, NULL FROM archived`;
  * is updated in place. The same id, so its history follows it. Wakes the
  * queue's workers. A unique key held meanwhile by another unfinished job
  * fails the INSERT (23505), and the job stays in history.
- * $1 job id, $2 channel.
+ * $1 job id, $2 channel, $3 tenant (null: any).
  */
 export function retrySql(q: string): string {
   const fresh = { state: `'available'`, run_at: 'now()', finished_at: 'NULL', lease_expires_at: 'NULL', worker_id: 'NULL', result: 'NULL', cancel_requested_at: 'NULL' };
   return `
 WITH moved AS (
-  DELETE FROM ${q}.job_history WHERE id = $1::bigint RETURNING *
+  DELETE FROM ${q}.job_history WHERE id = $1::bigint AND ($3::text IS NULL OR tenant = $3) RETURNING *
 ), restored AS (
   ${restoreSql(q, 'moved', { ...fresh, max_attempts: 'greatest(moved.max_attempts, moved.attempt + 1)' }, '*')}
 ), legacy AS (
   UPDATE ${q}.jobs
      SET state = 'available', run_at = now(), max_attempts = greatest(max_attempts, attempt + 1), finished_at = NULL,
          lease_expires_at = NULL, worker_id = NULL, result = NULL, cancel_requested_at = NULL
-   WHERE id = $1::bigint AND state IN ('completed', 'dead', 'cancelled')
+   WHERE id = $1::bigint AND state IN ('completed', 'dead', 'cancelled') AND ($3::text IS NULL OR tenant = $3)
   RETURNING *
 ), changed AS (
   SELECT * FROM restored UNION ALL SELECT * FROM legacy
@@ -68,7 +68,7 @@ SELECT changed.*,
   FROM changed`;
 }
 
-/** One job by id, hot or finished. $1 job id. Index: the primary key and each history partition's id index. */
+/** One job by id, hot or finished, of tenant $2 (null: any). $1 job id. Index: the primary key and each history partition's id index. */
 export function getJobSql(q: string): string {
-  return `SELECT * FROM ${q}.all_jobs WHERE id = $1::bigint`;
+  return `SELECT * FROM ${q}.all_jobs WHERE id = $1::bigint AND ($2::text IS NULL OR tenant = $2)`;
 }

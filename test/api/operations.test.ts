@@ -153,7 +153,7 @@ describe('OpenAPI', () => {
     );
     const post = res.body.paths['/jobs'].post;
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['kind']);
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '201', '400', '401', '403', '413', '415', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '201', '400', '401', '403', '413', '415', '429', '503']);
     expect(res.body.paths['/jobs'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['state', 'queue', 'kind', 'tag', 'limit', 'cursor', 'order']);
   });
 

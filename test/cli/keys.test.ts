@@ -20,8 +20,8 @@ describe('spool keys', () => {
     expect((await db.spool.keys.verify(key))?.role).toBe('producer');
 
     const list = await spool(['keys', 'list']);
-    expect(list.stdout).toMatch(/ID\s+PREFIX\s+ROLE\s+NAME\s+STATE/);
-    expect(list.stdout).toMatch(/producer\s+billing service\s+active/);
+    expect(list.stdout).toMatch(/ID\s+PREFIX\s+ROLE\s+NAME\s+TENANT\s+STATE/);
+    expect(list.stdout).toMatch(/producer\s+billing service\s+-\s+active/);
     expect(list.stdout).not.toContain(key.split('_')[2]);
     const [{ id, prefix }] = JSON.parse((await spool(['keys', 'list', '--json'])).stdout).keys;
 
@@ -56,9 +56,12 @@ describe('spool keys', () => {
     const expires = await spool(['keys', 'create', '--role', 'reader', '--expires', 'soon']);
     expect(expires.code).toBe(1);
     expect(expires.stderr).toMatch(/--expires: expected a duration such as 30d/);
-    const tenant = await spool(['keys', 'create', '--role', 'reader', '--tenant', 'acme']);
+    const tenant = await spool(['keys', 'create', '--role', 'reader', '--tenant', '']);
     expect(tenant.code).toBe(1);
-    expect(tenant.stderr).toMatch(/--tenant: tenant-bound keys are not available yet/);
+    expect(tenant.stderr).toMatch(/tenant: must not be empty/);
+    const bound = JSON.parse((await spool(['keys', 'create', '--role', 'reader', '--tenant', 'acme', '--json'])).stdout);
+    expect(bound.apiKey.tenant).toBe('acme');
+    expect((await db.spool.keys.verify(bound.key))?.tenant).toBe('acme');
     const missing = await spool(['keys', 'revoke', '424242']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no API key "424242"/);

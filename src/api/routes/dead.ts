@@ -4,14 +4,18 @@ import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { deadListQuery, deadPurgeQuery, deadSelection } from '../schemas.js';
 import type { z } from 'zod';
 import { auditDetails } from '../audit.js';
+import { scoped } from '../tenancy.js';
 
 /** The dead-letter queue: GET /dead, POST /dead/replay, DELETE /dead. */
 export function registerDeadRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
-  app.get('/dead', async (c) => c.json(await ctx.spool.listJobs({ ...queryOf(c, deadListQuery), state: 'dead', maxBytes: ctx.pageMaxBytes })));
+  app.get('/dead', async (c) => {
+    const q = queryOf(c, deadListQuery);
+    return c.json(await scoped(c, ctx, ({ tx, tenant }) => ctx.spool.listJobs({ ...q, state: 'dead', tenant, maxBytes: ctx.pageMaxBytes }, { tx })));
+  });
 
   app.post('/dead/replay', async (c) => {
     const selection = await jsonBody(c, deadSelection);
-    const { ids } = await ctx.spool.replayDead(toFilter(selection));
+    const { ids } = await scoped(c, ctx, ({ tx, tenant }) => ctx.spool.replayDead({ ...toFilter(selection), tenant }, { tx }));
     auditDetails(c, { selection: summary(selection), replayed: ids.length });
     return c.json({ replayed: ids.length, ids });
   });
@@ -19,7 +23,7 @@ export function registerDeadRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
   app.delete('/dead', async (c) => {
     // The query string says which, with the same rules as a replay's body.
     const selection = queryOf(c, deadPurgeQuery.pipe(deadSelection));
-    const deleted = await ctx.spool.purgeDead(toFilter(selection));
+    const deleted = await scoped(c, ctx, ({ tx, tenant }) => ctx.spool.purgeDead({ ...toFilter(selection), tenant }, { tx }));
     auditDetails(c, { selection: summary(selection), deleted });
     return c.json({ deleted });
   });

@@ -6,6 +6,7 @@ import { enqueueBatchBody, enqueueBody, listQuery } from '../schemas.js';
 import { uniqueKeySchema } from '../../job-fields.js';
 import { JobNotFoundError, ValidationError, issuesOf } from '../../errors.js';
 import type { KindCheck } from '../../kinds/catalog.js';
+import { requestTenant, scoped } from '../tenancy.js';
 
 /** Refuses jobs of unknown kinds (unless allowed) and payloads their kind's registered schema refuses: 400, each field named. */
 async function checkKinds(ctx: ApiContext, jobs: KindCheck[]): Promise<void> {
@@ -35,7 +36,7 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
     }
     await checkKinds(ctx, [{ kind, payload, at: '' }]);
     const metadata = withRequestId(options.metadata, c.get('requestId'));
-    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata } as EnqueueItem);
+    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata, tenant: requestTenant(c) } as EnqueueItem);
     return c.json({ job, duplicate }, duplicate ? 200 : 201);
   });
 
@@ -48,8 +49,9 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
     }
     await checkKinds(ctx, jobs.map(({ kind, payload }, index) => ({ kind, payload, at: `jobs.${index}.` })));
     const requestId = c.get('requestId');
+    const tenant = requestTenant(c);
     const items = jobs.map(
-      ({ kind, payload, ...options }) => ({ job: kind, payload, ...options, metadata: withRequestId(options.metadata, requestId) }) as EnqueueItem,
+      ({ kind, payload, ...options }) => ({ job: kind, payload, ...options, metadata: withRequestId(options.metadata, requestId), tenant }) as EnqueueItem,
     );
     const results = await ctx.spool.enqueueMany(items);
     return c.json({ ids: results.map((r) => r.id), duplicate: results.map((r) => r.duplicate) }, 201);
@@ -57,16 +59,16 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
 
   app.get('/jobs', async (c) => {
     const q = queryOf(c, listQuery);
-    return c.json(await ctx.spool.listJobs({ ...q, maxBytes: ctx.pageMaxBytes }));
+    return c.json(await scoped(c, ctx, ({ tx, tenant }) => ctx.spool.listJobs({ ...q, tenant, maxBytes: ctx.pageMaxBytes }, { tx })));
   });
 
   app.get('/jobs/:id', async (c) => {
-    const job = await ctx.spool.getJob(c.req.param('id'));
+    const job = await scoped(c, ctx, (scope) => ctx.spool.getJob(c.req.param('id'), scope));
     if (!job) throw new JobNotFoundError(c.req.param('id'));
     return c.json({ job });
   });
 
-  app.delete('/jobs/:id', async (c) => c.json({ job: await ctx.spool.cancelJob(c.req.param('id')) }));
+  app.delete('/jobs/:id', async (c) => c.json({ job: await scoped(c, ctx, (scope) => ctx.spool.cancelJob(c.req.param('id'), scope)) }));
 
-  app.post('/jobs/:id/retry', async (c) => c.json({ job: await ctx.spool.retryJob(c.req.param('id')) }));
+  app.post('/jobs/:id/retry', async (c) => c.json({ job: await scoped(c, ctx, (scope) => ctx.spool.retryJob(c.req.param('id'), scope)) }));
 }

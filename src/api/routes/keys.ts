@@ -1,6 +1,5 @@
 import type { Hono } from 'hono';
 import { createKeySchema } from '../../auth/keys.js';
-import { ValidationError } from '../../errors.js';
 import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { ApiProblem } from '../problems.js';
 import { keysQuery } from '../schemas.js';
@@ -14,10 +13,6 @@ export function registerKeyRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
 
   app.post('/keys', async (c) => {
     const body = await jsonBody(c, createKeySchema);
-    if (body.tenant !== undefined && body.tenant !== null) {
-      // Until jobs carry a tenant, a tenant key would see every tenant's jobs.
-      throw new ValidationError([{ path: 'tenant', message: 'tenant-bound keys are not available yet: jobs do not carry a tenant in this version' }]);
-    }
     const created = await ctx.spool.keys.create(body);
     auditDetails(c, { keyId: created.apiKey.id, role: created.apiKey.role, name: created.apiKey.name });
     return c.json(created, 201);

@@ -1,9 +1,11 @@
 import type { Hono } from 'hono';
 import type { ApiContext, ApiEnv } from '../app.js';
+import { scoped } from '../tenancy.js';
 
 /** GET /queues, POST /queues/:queue/pause, POST /queues/:queue/resume. */
 export function registerQueueRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
-  app.get('/queues', async (c) => c.json({ queues: await ctx.spool.queueStats() }));
+  // A tenant-bound key sees its own jobs' queues and counts only.
+  app.get('/queues', async (c) => c.json({ queues: await scoped(c, ctx, (scope) => ctx.spool.queueStats(scope)) }));
 
   app.post('/queues/:queue/pause', async (c) => {
     const queue = c.req.param('queue');

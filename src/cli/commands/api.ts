@@ -30,6 +30,7 @@ export async function startApi(
   } else {
     await bootstrapAdminKey(config, spool, log);
   }
+  await warnWithoutTenantRls(spool, log);
   const app = createApp({
     spool,
     logger: log,
@@ -42,6 +43,8 @@ export async function startApi(
     docsPublic: config.docsPublic ?? isLoopback(config.host),
     allowedHosts: config.allowedHosts ?? defaultAllowedHosts(config.host),
     corsOrigins: config.corsOrigins ?? [],
+    keyRateLimit: config.keyRateLimit,
+    tenantRateLimit: config.tenantRateLimit ?? null,
   });
   const server = await startApiServer(app, {
     host: config.host,
@@ -53,6 +56,15 @@ export async function startApi(
   log.info({ host: config.host, port: server.port, auth: config.auth }, 'HTTP API listening');
   process.stdout.write(`spool API on http://${shown}:${server.port} (docs: /docs)\n`);
   return server;
+}
+
+/** Tenant-bound keys without the spool_tenant role: their requests are filtered in SQL, but row-level security cannot back that up. */
+async function warnWithoutTenantRls(spool: Spool, log: Logger): Promise<void> {
+  if (await spool.tenantRoleAvailable()) return;
+  const [row] = await spool.sql<{ any: boolean }[]>`SELECT EXISTS (SELECT 1 FROM ${spool.sql(spool.schema)}.api_keys WHERE tenant IS NOT NULL AND revoked_at IS NULL) AS any`;
+  if (row?.any) {
+    log.warn('tenant-bound keys exist, but this database user cannot become the role spool_tenant: their requests are scoped by the SQL filters only, without row-level security (docs/security.md#tenants)');
+  }
 }
 
 /**

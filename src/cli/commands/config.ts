@@ -10,10 +10,23 @@ interface SettingLine {
   source: string;
 }
 
+/** A setting's value as it would be written: lists comma-separated, rates as count/ms, other objects as JSON. */
+function shown(value: unknown): string {
+  if (value === undefined) return '(unset)';
+  if (value === null) return 'off';
+  if (Array.isArray(value)) return value.join(',');
+  if (typeof value === 'object') {
+    const rate = value as { limit?: unknown; windowMs?: unknown };
+    if (typeof rate.limit === 'number' && typeof rate.windowMs === 'number') return `${rate.limit}/${rate.windowMs}ms`;
+    return JSON.stringify(value);
+  }
+  return String(value);
+}
+
 const CONFIG_COLUMNS: Column<SettingLine>[] = [
   { header: 'setting', cell: (s) => s.key },
   { header: 'env', cell: (s) => s.env },
-  { header: 'value', cell: (s) => (s.value === undefined ? '(unset)' : Array.isArray(s.value) ? s.value.join(',') : String(s.value)) },
+  { header: 'value', cell: (s) => shown(s.value) },
   { header: 'source', cell: (s) => s.source },
 ];
 

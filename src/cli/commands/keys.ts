@@ -50,15 +50,12 @@ export function registerKeys(program: Command): void {
     .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
     .option('--name <name>', 'what it is for, e.g. "billing service"')
     .option('--expires <when>', 'expiry: a duration (30d, 12h, 2w) or an ISO time; default never')
-    .option('--tenant <tenant>', 'bind the key to a tenant (not available yet: refused)')
+    .option('--tenant <tenant>', 'bind the key to a tenant: it sees and touches only that tenant\'s jobs')
     .option('--json', 'print { key, apiKey } as JSON')
     .action(async (options: { role: string; name?: string; expires?: string; tenant?: string; json?: boolean }, command: Command) => {
-      if (options.tenant !== undefined) {
-        throw new SpoolError('invalid_input', '--tenant: tenant-bound keys are not available yet: jobs do not carry a tenant in this version');
-      }
       const created = await withSpool(command, async (spool) => {
-        const made = await spool.keys.create({ role: options.role as never, name: options.name, expiresAt: expiresAt(options.expires) });
-        await spool.audit.record(cliAudit('key.create', made.apiKey.id, { role: made.apiKey.role, name: made.apiKey.name }));
+        const made = await spool.keys.create({ role: options.role as never, name: options.name, tenant: options.tenant, expiresAt: expiresAt(options.expires) });
+        await spool.audit.record(cliAudit('key.create', made.apiKey.id, { role: made.apiKey.role, name: made.apiKey.name, tenant: made.apiKey.tenant }));
         return made;
       });
       printCreated(created, options.json, 'created');
@@ -77,6 +74,7 @@ export function registerKeys(program: Command): void {
         { header: 'prefix', cell: (k) => k.prefix },
         { header: 'role', cell: (k) => k.role },
         { header: 'name', cell: (k) => k.name },
+        { header: 'tenant', cell: (k) => k.tenant ?? '-' },
         { header: 'state', cell: state },
         { header: 'created', cell: (k) => when(k.createdAt) },
         { header: 'expires', cell: (k) => when(k.expiresAt) },
