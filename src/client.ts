@@ -7,6 +7,7 @@ import { PostgresJSDialect } from 'kysely-postgres-js';
 import { z } from 'zod';
 import { openPool, POOL_SIZE_DEFAULT } from './db/pool.js';
 import { AuditLog } from './audit/log.js';
+import { Signer, signingKeysSchema } from './signing.js';
 import { countingExecutor, executorFor, postgresExecutor, type Executor } from './db/executor.js';
 import { channelFor, checkSchemaName, quoteSchema, SCHEMA_DEFAULT } from './db/identifier.js';
 import type { Database } from './db/tables.js';
@@ -47,6 +48,13 @@ export interface SpoolOptions {
   /** Connections in the pool Spool opens (10). */
   poolSize?: number;
   /**
+   * The HMAC keys this process signs and verifies payloads with, by key id
+   * (docs/security.md, "Signed payloads"): producers of kinds defined with
+   * `signing: { keyId }` need that key; their workers need it too, and may
+   * hold older ones during a rotation. Secrets of at least 32 characters.
+   */
+  signingKeys?: Record<string, string>;
+  /**
    * statement_timeout of the pool Spool opens, in ms (none by default; `spool
    * serve` and `spool api` set SPOOL_API_STATEMENT_TIMEOUT_MS). Migrations are exempt.
    */
@@ -66,6 +74,7 @@ const spoolOptionsSchema = z.strictObject({
   schema: z.string().optional(),
   poolSize: z.number().int().min(1, { error: 'must be at least 1' }).max(1000).optional(),
   statementTimeoutMs: z.number().int().min(0, { error: 'must be >= 0 (0: none)' }).max(2147483647).optional(),
+  signingKeys: signingKeysSchema.optional(),
   metrics: z.instanceof(SpoolMetrics, { error: 'expected a SpoolMetrics instance: new SpoolMetrics()' }).optional(),
 });
 
@@ -108,6 +117,8 @@ export class Spool {
   readonly keys: KeyStore;
   /** The audit log: who changed what through the API and `spool keys` (docs/security.md). */
   readonly audit: AuditLog;
+  /** Signs the payloads of signed kinds at enqueue, and verifies them in this Spool's workers. */
+  readonly signer: Signer;
 
   readonly #ownsPool: boolean;
   #tenantRole: Promise<boolean> | undefined;
@@ -153,6 +164,7 @@ export class Spool {
     this.schedules = new ScheduleStore(this.#pool, this.sql, q);
     this.keys = new KeyStore(this.#pool, q);
     this.audit = new AuditLog(this.#pool, q);
+    this.signer = new Signer(parsed.data.signingKeys);
     this.#statements = {
       enqueue: enqueueSql(q),
       cancel: cancelSql(q),
@@ -185,7 +197,7 @@ export class Spool {
     options: JobOptions & WriteOptions = {},
   ): Promise<EnqueueResult> {
     const { tx, ...jobOptions } = options ?? {};
-    const element = jobInput(job, payload, jobOptions);
+    const element = jobInput(job, payload, jobOptions, '', this.signer);
     const [result] = await runEnqueue(this.#executor(tx), this.#statements.enqueue, [element.text]);
     if (this.metrics && !result!.duplicate) this.metrics.enqueued(result!.queue, element.kind);
     return result!;
@@ -209,7 +221,7 @@ export class Spool {
         throw new ValidationError([{ path: `items.${index}`, message: 'expected { job, payload, ...options }' }]);
       }
       const { job, payload, ...jobOptions } = item as EnqueueItem;
-      return jobInput(job, payload, jobOptions, `items.${index}`);
+      return jobInput(job, payload, jobOptions, `items.${index}`, this.signer);
     });
     const results = await runEnqueue(this.#executor(options?.tx), this.#statements.enqueue, elements.map((e) => e.text));
     if (this.metrics) {

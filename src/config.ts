@@ -10,6 +10,7 @@ import { LOG_FORMATS } from './observability/logger.js';
 import { NAME_PATTERN } from './job-fields.js';
 import { UNKNOWN_KINDS } from './kinds/catalog.js';
 import { limitsConfigSchema, parseRate } from './flow/limits.js';
+import { signingKeysSchema } from './signing.js';
 
 /** Port of the HTTP API unless SPOOL_PORT says otherwise. */
 export const PORT_DEFAULT = 8080;
@@ -158,6 +159,12 @@ export const SETTINGS = {
     default: LIST_BYTES_DEFAULT,
     schema: wholeNumber('expected a size in bytes from 1024 to 1073741824', 1024, 1024 * 1024 * 1024),
     describe: 'most bytes of jobs in one GET /jobs or /dead page: past it the page ends early with truncated: true and a cursor',
+  },
+  signingKeys: {
+    env: 'SPOOL_SIGNING_KEYS',
+    schema: signingKeysSchema,
+    secret: true,
+    describe: 'HMAC keys for signed payloads, keyId:secret pairs, comma-separated (secrets of 32+ characters): producers sign kinds defined with signing: { keyId }, workers verify them',
   },
   keyRateLimit: {
     env: 'SPOOL_KEY_RATE_LIMIT',
@@ -342,7 +349,11 @@ export function loadConfigWithSources(sources: ConfigSources = {}): LoadedConfig
     }
     const parsed = (setting.schema as z.ZodType).safeParse(raw[key]);
     if (parsed.success) config[key] = parsed.data;
-    else issues.push({ path: label[key], message: `${parsed.error.issues[0]!.message}, got ${JSON.stringify(raw[key])}` });
+    else {
+      // A secret's value is never echoed: an error message ends up in logs.
+      const got = 'secret' in setting ? (typeof raw[key] === 'string' ? redactUrl(raw[key] as string).replace(/(^|,)([^:,]+):[^,]*/g, '$1$2:***') : '(hidden)') : JSON.stringify(raw[key]);
+      issues.push({ path: label[key], message: `${parsed.error.issues[0]!.message}, got ${got}` });
+    }
   }
   if (issues.length > 0) throw new ValidationError(issues, 'config_invalid');
   return { config: config as SpoolConfig, sources: origin, file: filePath === undefined ? undefined : resolve(filePath) };
@@ -374,7 +385,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 export function redactedConfig(config: SpoolConfig): Record<SettingKey, unknown> {
   const out = { ...config } as Record<SettingKey, unknown>;
   for (const key of KEYS) {
-    if ('secret' in SETTINGS[key] && typeof out[key] === 'string') out[key] = redactUrl(out[key] as string);
+    if (!('secret' in SETTINGS[key]) || out[key] === undefined) continue;
+    if (typeof out[key] === 'string') out[key] = redactUrl(out[key] as string);
+    // A keyring shows its key ids, never a secret.
+    else if (typeof out[key] === 'object' && out[key] !== null) out[key] = Object.keys(out[key] as object).map((id) => `${id}:***`);
   }
   return out;
 }

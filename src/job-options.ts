@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ValidationError, issuesOf, toFieldIssues, type FieldIssue } from './errors.js';
 import type { Transaction } from './db/executor.js';
 import { isJobDefinition, type AnyJobDefinition } from './job.js';
+import { SIGNATURE_FIELD, Signer } from './signing.js';
 import {
   kindSchema,
   queueSchema,
@@ -120,6 +121,7 @@ export function jobInput(
   payload: unknown,
   options: unknown,
   prefix = '',
+  signer?: Signer,
 ): { text: string; kind: string } {
   const at = (field: string) => (prefix ? `${prefix}.${field}` : field);
   const issues: FieldIssue[] = [];
@@ -158,6 +160,11 @@ export function jobInput(
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };
   else if (o.metadata !== undefined) element.metadata = o.metadata;
+  if (definition?.signing) {
+    // Over what is stored: the kind, the tenant and the payload as given (sql/0011 keeps it as sent).
+    const signature = (signer ?? new Signer()).sign(definition.signing.keyId, definition.kind, o.tenant, element.payload, at('signing.keyId'));
+    element.metadata = { ...(element.metadata as Record<string, unknown> | undefined), [SIGNATURE_FIELD]: signature };
+  }
   for (const field of ['payload', 'metadata'] as const) {
     const deep = deepestPath(element[field], JSON_DEPTH_MAX);
     if (deep !== undefined) {

@@ -23,6 +23,8 @@ export interface JobError {
   at: string;
   message: string;
   stack?: string;
+  /** Spool's code for some failures: `signature_invalid`. */
+  code?: string;
 }
 
 /** A job row, as `getJob`, `listJobs`, `cancelJob` and `retryJob` return it. */
@@ -160,6 +162,13 @@ export interface JobDefinitionInput<S extends z.ZodType, Result = unknown> {
   removeOnComplete?: boolean;
   /** Delay between attempts: `{ baseMs, maxMs, jitter }` or `(attempt) => ms` (1 s doubling to 1 h, ±10 %). */
   backoff?: Backoff;
+  /**
+   * Signed payloads (docs/security.md): producers sign each job of this kind
+   * with the HMAC key `keyId` of their `signingKeys`, and workers run only
+   * jobs whose signature their keyring verifies; any other goes `dead` with
+   * the code `signature_invalid`, its handler never called.
+   */
+  signing?: { keyId: string };
   /** Runs the job; its return value (JSON) is stored as the job's result. */
   handler?: (payload: z.output<S>, ctx: JobContext) => Promise<Result> | Result;
 }
@@ -211,6 +220,11 @@ export function defineJob<S extends z.ZodType, Result = unknown>(
   } else if (!('_zod' in schema)) {
     // zod 3 schemas parse, but cannot become the registry's JSON Schema, and their types do not match.
     issues.push({ path: 'schema', message: 'is a zod 3 schema; Spool needs zod 4: npm install zod@^4 (or, on zod 3.25, import { z } from "zod/v4")' });
+  }
+  const signing = definition.signing as unknown;
+  if (signing !== undefined && (typeof signing !== 'object' || signing === null || typeof (signing as { keyId?: unknown }).keyId !== 'string'
+    || !/^[A-Za-z0-9_.-]{1,64}$/.test((signing as { keyId: string }).keyId) || Object.keys(signing).length !== 1)) {
+    issues.push({ path: 'signing', message: 'expected { keyId } naming a key of the signing keyring (letters, digits and _ . -, at most 64)' });
   }
   if (definition.handler !== undefined && typeof definition.handler !== 'function') {
     issues.push({ path: 'handler', message: 'expected a function (payload, ctx) => result' });

@@ -50,6 +50,34 @@ describe('example tasks', () => {
     expect(eml).toContain('Hello Ann');
   });
 
+  it('email.send relays over SMTP only from the senders SPOOL_EMAIL_FROM allows; without the list it relays nothing', async () => {
+    const saved = { smtp: process.env.SMTP_URL, from: process.env.SPOOL_EMAIL_FROM };
+    // Nothing listens on this port: a job that gets as far as connecting fails and is retried, not dead.
+    process.env.SMTP_URL = 'smtp://127.0.0.1:1';
+    try {
+      delete process.env.SPOOL_EMAIL_FROM;
+      const open = await finished((await db.spool.enqueue('email.send', { to: 'ann@example.com', subject: 'x', from: 'boss@bank.example' })).id);
+      expect(open.state).toBe('dead');
+      expect(open.errors[0]!.message).toMatch(/SMTP relay is off: set SPOOL_EMAIL_FROM/);
+
+      process.env.SPOOL_EMAIL_FROM = 'alerts@example.com, @ops.example.com';
+      const spoofed = await finished((await db.spool.enqueue('email.send', { to: 'ann@example.com', subject: 'x', from: 'CEO <ceo@bank.example>' })).id);
+      expect(spoofed.state).toBe('dead');
+      expect(spoofed.errors[0]!.message).toMatch(/"ceo@bank\.example" is not an allowed sender/);
+
+      for (const from of ['Alerts <alerts@example.com>', 'night@ops.example.com']) {
+        const allowed = await finished((await db.spool.enqueue('email.send', { to: 'ann@example.com', subject: 'x', from }, { maxAttempts: 2 })).id);
+        expect(allowed.errors[0]!.message, from).not.toMatch(/allowed sender|relay is off/);
+        expect(allowed.errors[0]!.message, from).toMatch(/ECONNREFUSED|connect/i);
+      }
+    } finally {
+      for (const [name, value] of [['SMTP_URL', saved.smtp], ['SPOOL_EMAIL_FROM', saved.from]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('email.send refuses a bad address for good (schema), naming the field', async () => {
     const [{ id }] = (await db.sql`SELECT spool.enqueue('email.send', '{"to":"nobody","subject":"x"}') AS id`) as unknown as [{ id: string }];
     const job = await finished(id);

@@ -98,7 +98,7 @@ export const jobResponse = z.object({
   uniqueKey: z.string().nullable(),
   tags: z.array(z.string()),
   result: z.unknown(),
-  errors: z.array(z.object({ attempt: z.number().int(), at: z.string(), message: z.string(), stack: z.string().optional() })),
+  errors: z.array(z.object({ attempt: z.number().int(), at: z.string(), message: z.string(), stack: z.string().optional(), code: z.string().optional().describe('signature_invalid: a signed kind whose signature is missing or wrong') })),
   progress: z.unknown(),
   metadata: z.record(z.string(), z.unknown()),
   createdAt: timestamp,

@@ -110,7 +110,7 @@ export interface Outcome {
   attempt: number;
   outcome: 'completed' | 'failed' | 'dead' | 'cancelled' | 'released';
   result?: unknown;
-  error?: { message: string; stack?: string; timeout?: boolean };
+  error?: { message: string; stack?: string; timeout?: boolean; code?: string };
   /** For `completed`: delete the row instead of keeping it as completed. */
   remove?: boolean;
   /** Backoff before the next attempt, for `failed`. */

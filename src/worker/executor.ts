@@ -1,4 +1,5 @@
 import { PermanentError } from '../errors.js';
+import { SIGNATURE_FIELD, SignatureError, type Signer } from '../signing.js';
 import type { AnyJobDefinition, JobContext } from '../job.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClaimedRow } from '../queries/claim.js';
@@ -55,6 +56,10 @@ export interface AttemptSettings {
   context: Pick<JobContext, 'spool'> & { progress: (id: string, attempt: number, value: unknown) => Promise<void> };
   /** The outcome to write, or null when nothing may be written (lease lost). */
   report: (execution: Execution, outcome: Outcome | null, info: { abandoned: boolean; cause: AbortCause | undefined; ms: number }) => void;
+  /** Verifies signed kinds' payloads (docs/security.md, "Signed payloads"). */
+  signer: Signer;
+  /** A claimed job's tenant, which its signature covers. */
+  tenantOf: (id: string) => Promise<string | null>;
 }
 
 /**
@@ -175,6 +180,27 @@ class Attempt implements Execution {
   }
 
   #run(): void {
+    if (this.#settled) return;
+    const signing = this.#definition.signing;
+    if (signing) {
+      // Before anything of the job's is trusted: a missing or bad signature is dead, the handler never called.
+      this.#options.tenantOf(this.row.id).then(
+        (tenant) => {
+          try {
+            this.#options.signer.verify(this.row.metadata?.[SIGNATURE_FIELD], this.row.kind, tenant, this.row.payload);
+          } catch (error) {
+            return this.#threw(error);
+          }
+          this.#runVerified();
+        },
+        (error: unknown) => this.#threw(error),
+      );
+      return;
+    }
+    this.#runVerified();
+  }
+
+  #runVerified(): void {
     if (this.#settled) return;
     const row = this.row;
     try {
@@ -328,10 +354,12 @@ class AttemptContext implements JobContext {
   }
 }
 
-function describe(error: unknown): { message: string; stack?: string } {
+function describe(error: unknown): { message: string; stack?: string; code?: string } {
   if (error instanceof Error) {
-    const described: { message: string; stack?: string } = { message: `${error.name}: ${error.message}`.slice(0, MESSAGE_MAX) };
+    const described: { message: string; stack?: string; code?: string } = { message: `${error.name}: ${error.message}`.slice(0, MESSAGE_MAX) };
     if (error.stack) described.stack = error.stack.slice(0, STACK_MAX);
+    // Spool's own codes (signature_invalid) travel with the error entry, for filters and alerts.
+    if (error instanceof SignatureError) described.code = error.code;
     return described;
   }
   return { message: String(error).slice(0, MESSAGE_MAX) };

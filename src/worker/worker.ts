@@ -374,6 +374,9 @@ export class Worker {
       traced: false,
       context: { spool, progress: (jobId, attempt, value) => this.#progress(jobId, attempt, value) },
       report: (execution, outcome, info) => this.#report(execution, outcome, info),
+      signer: spool.signer,
+      // The claim does not return the tenant; a signed kind's check needs it (one primary-key read).
+      tenantOf: async (jobId) => (await executor.query<{ tenant: string | null }>(`SELECT tenant::text AS tenant FROM ${q}.jobs WHERE id = $1::bigint`, [jobId]))[0]?.tenant ?? null,
     };
     this.#heartbeat = new Heartbeat({
       executor,

@@ -14,7 +14,14 @@ import { nextStopSignal } from '../worker-options.js';
 
 /** The Spool whose pool serves the API: its statements have the API's statement timeout (workers open their own pools, without one). */
 export function apiSpool(config: SpoolConfig, url: string, metrics: SpoolMetrics | undefined): Spool {
-  return createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, statementTimeoutMs: config.apiStatementTimeoutMs, metrics });
+  return createSpool({
+    connectionString: url,
+    schema: config.schema,
+    poolSize: config.poolSize,
+    statementTimeoutMs: config.apiStatementTimeoutMs,
+    metrics,
+    signingKeys: config.signingKeys,
+  });
 }
 
 /** Starts the HTTP API of `spool serve` and `spool api` and says where it listens. */

@@ -19,7 +19,7 @@ export function registerWork(program: Command): void {
       const observability = await processObservability(config);
       const { log, metrics } = observability;
       const { jobs, schedules } = await loadTaskFolder(requireTasks(config));
-      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics });
+      const spool = createSpool({ connectionString: url, schema: config.schema, poolSize: config.poolSize, metrics, signingKeys: config.signingKeys });
       let metricsServer: { port: number; close(): Promise<void> } | undefined;
       try {
         await spool.migrate();
