@@ -177,6 +177,11 @@ export const SETTINGS = {
     schema: requestRate,
     describe: 'requests per tenant (all its keys together) and window, e.g. 5000/1s; default: none',
   },
+  tenantPayloadMaxBytes: {
+    env: 'SPOOL_TENANT_PAYLOAD_MAX_BYTES',
+    schema: wholeNumber('expected a size in bytes from 2 to 1048576', 2, 1024 * 1024),
+    describe: 'largest payload (JSON bytes) a tenant-bound API key may enqueue; default: the 1 MiB every payload has',
+  },
   apiStatementTimeoutMs: {
     env: 'SPOOL_API_STATEMENT_TIMEOUT_MS',
     default: API_STATEMENT_TIMEOUT_MS_DEFAULT,

@@ -65,6 +65,8 @@ export interface ApiOptions {
   keyRateLimit?: RequestRate | null;
   /** Requests per tenant (all its keys) and window; none by default. */
   tenantRateLimit?: RequestRate | null;
+  /** Largest payload (JSON bytes) a tenant-bound key may enqueue; default: the global 1 MiB. */
+  tenantPayloadMaxBytes?: number;
 }
 
 export type ApiEnv = {
@@ -87,6 +89,7 @@ export interface ApiContext {
   kinds: KindCatalog;
   unknownKinds: UnknownKinds;
   pageMaxBytes: number;
+  tenantPayloadMaxBytes: number | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -143,6 +146,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
     kinds: new KindCatalog(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema),
     unknownKinds: options.unknownKinds ?? 'reject',
     pageMaxBytes: options.pageMaxBytes ?? LIST_BYTES_DEFAULT,
+    tenantPayloadMaxBytes: options.tenantPayloadMaxBytes,
   };
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;

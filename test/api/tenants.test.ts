@@ -146,6 +146,18 @@ describe('tenants over the API', () => {
   });
 });
 
+describe('per-tenant payload cap', () => {
+  it('a tenant key may enqueue payloads up to SPOOL_TENANT_PAYLOAD_MAX_BYTES; a key without a tenant keeps the global cap', async () => {
+    const capped = api(createApp({ spool: db.spool, logger: createLogger({ level: 'silent' }), unknownKinds: 'allow', tenantPayloadMaxBytes: 100 }));
+    const small = await capped('POST', '/jobs', { kind: 'tenant.work', payload: { s: 'x'.repeat(50) } }, as('aProducer'));
+    expect(small.status).toBe(201);
+    const big = await capped('POST', '/jobs/batch', { jobs: [{ kind: 'tenant.work' }, { kind: 'tenant.work', payload: { s: 'x'.repeat(200) } }] }, as('aProducer'));
+    expect(big.status).toBe(400);
+    expect(big.body.error.details).toEqual([expect.objectContaining({ path: 'jobs.1.payload', message: expect.stringMatching(/at most 100/) })]);
+    expect((await capped('POST', '/jobs', { kind: 'tenant.work', payload: { s: 'x'.repeat(200) } }, as('admin'))).status).toBe(201);
+  });
+});
+
 describe('row-level security (sql/0011)', () => {
   let asRole: postgres.Sql;
   beforeAll(() => {

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { EnqueueItem } from '../../client.js';
 import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { ApiProblem } from '../problems.js';
@@ -11,6 +11,17 @@ import { requestTenant, scoped } from '../tenancy.js';
 /** Refuses jobs of unknown kinds (unless allowed) and payloads their kind's registered schema refuses: 400, each field named. */
 async function checkKinds(ctx: ApiContext, jobs: KindCheck[]): Promise<void> {
   const issues = await ctx.kinds.check(jobs, ctx.unknownKinds);
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+/** A tenant key's payloads within SPOOL_TENANT_PAYLOAD_MAX_BYTES (when set): 400 naming each one over it. */
+function checkTenantPayloads(c: Context<ApiEnv>, ctx: ApiContext, jobs: { payload: unknown; at: string }[]): void {
+  const max = ctx.tenantPayloadMaxBytes;
+  if (max === undefined || requestTenant(c) === undefined) return;
+  const issues = jobs.flatMap(({ payload, at }) => {
+    const bytes = Buffer.byteLength(JSON.stringify(payload ?? {}));
+    return bytes > max ? [{ path: `${at}payload`, message: `is ${bytes} bytes as JSON; a tenant's jobs may carry at most ${max} (SPOOL_TENANT_PAYLOAD_MAX_BYTES)` }] : [];
+  });
   if (issues.length > 0) throw new ValidationError(issues);
 }
 
@@ -34,6 +45,7 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
       if (issues.length > 0) throw new ValidationError(issues);
       options.uniqueKey = idempotencyKey;
     }
+    checkTenantPayloads(c, ctx, [{ payload, at: '' }]);
     await checkKinds(ctx, [{ kind, payload, at: '' }]);
     const metadata = withRequestId(options.metadata, c.get('requestId'));
     const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata, tenant: requestTenant(c) } as EnqueueItem);
@@ -47,6 +59,7 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
         { path: 'jobs', message: `at most ${ctx.batchMax} jobs per batch` },
       ]);
     }
+    checkTenantPayloads(c, ctx, jobs.map(({ payload }, index) => ({ payload, at: `jobs.${index}.` })));
     await checkKinds(ctx, jobs.map(({ kind, payload }, index) => ({ kind, payload, at: `jobs.${index}.` })));
     const requestId = c.get('requestId');
     const tenant = requestTenant(c);

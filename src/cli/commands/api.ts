@@ -52,6 +52,7 @@ export async function startApi(
     corsOrigins: config.corsOrigins ?? [],
     keyRateLimit: config.keyRateLimit,
     tenantRateLimit: config.tenantRateLimit ?? null,
+    tenantPayloadMaxBytes: config.tenantPayloadMaxBytes,
   });
   const server = await startApiServer(app, {
     host: config.host,
