@@ -25,7 +25,7 @@ export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
 /** A client has this long to send its request headers. */
 export const HEADERS_TIMEOUT_MS_DEFAULT = 10_000;
 /** Requests one API key may make per window, summed over API processes (ADR 0008). */
-export const KEY_RATE_LIMIT_DEFAULT = { limit: 1000, windowMs: 1000 };
+export const KEY_RATE_LIMIT_DEFAULT = { limit: 10_000, windowMs: 1000 };
 
 const REQUEST_RATE_RULE = 'expected requests per window such as 1000/1s or 60000/1m, or off';
 const requestRate = z
@@ -170,7 +170,7 @@ export const SETTINGS = {
     env: 'SPOOL_KEY_RATE_LIMIT',
     default: KEY_RATE_LIMIT_DEFAULT,
     schema: requestRate,
-    describe: 'requests per API key and window, over every API process, e.g. 1000/1s; off for none. Past it: 429 with Retry-After',
+    describe: 'requests per API key and window, over every API process, e.g. 10000/1s (the default); off for none. Past it: 429 with Retry-After',
   },
   tenantRateLimit: {
     env: 'SPOOL_TENANT_RATE_LIMIT',

@@ -61,7 +61,7 @@ export interface ApiOptions {
   allowedHosts?: string[];
   /** Browser origins allowed to call the API (CORS); none by default. */
   corsOrigins?: string[];
-  /** Requests per API key and window, across API processes (ADR 0008): 1,000 per second by default; null for none. */
+  /** Requests per API key and window, across API processes (ADR 0008): 10,000 per second by default; null for none. */
   keyRateLimit?: RequestRate | null;
   /** Requests per tenant (all its keys) and window; none by default. */
   tenantRateLimit?: RequestRate | null;

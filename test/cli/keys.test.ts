@@ -1,14 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { runBuiltCli } from '../support/cli.js';
+import { builtCliOn } from '../support/cli.js';
 import { useTestDatabase } from '../support/database.js';
 
 const db = useTestDatabase();
 
-async function spool(args: string[]) {
-  const run = runBuiltCli(args, { DATABASE_URL: db.url, SPOOL_CONFIG: undefined });
-  const code = await run.exited;
-  return { code, ...run.output() };
-}
+const spool = builtCliOn(() => db.url);
 
 describe('spool keys', () => {
   it('create (shown once), list (never the secret), rotate, revoke; the keys work and stop working', async () => {

@@ -51,3 +51,12 @@ function spawnNode(nodeArgs: string[], env: Record<string, string | undefined>, 
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
+
+/** `spool <args>` from the build against the database at `url`, awaited: exit code, stdout and stderr. */
+export function builtCliOn(url: () => string) {
+  return async (args: string[]) => {
+    const run = runBuiltCli(args, { DATABASE_URL: url(), SPOOL_CONFIG: undefined });
+    const code = await run.exited;
+    return { code, ...run.output() };
+  };
+}

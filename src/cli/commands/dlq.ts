@@ -7,6 +7,7 @@ import { durationSchema, listFilterOf, optionalFlag, withListFlags, type ListFla
 import { table, timestamp, truncate, writeJson, writeText, type Column } from '../output.js';
 import { withSpool } from '../settings.js';
 import { jobDetails } from './job.js';
+import { audited } from '../audit.js';
 
 const DEAD_COLUMNS: Column<Job>[] = [
   { header: 'id', cell: (j) => j.id, align: 'right' },
@@ -67,7 +68,8 @@ export function registerDlq(program: Command): void {
         throw new ValidationError([{ path: '--all', message: 'give either job ids or --all, not both' }]);
       }
       const filter = { ...deadFilterOf(flags), ...(ids.length > 0 ? { ids } : {}) };
-      const { ids: replayed } = await withSpool(command, (spool) => spool.replayDead(filter));
+      const { ids: replayed } = await withSpool(command, (spool) =>
+        audited(spool, 'dead.replay', null, () => spool.replayDead(filter), (r) => ({ selection: filter, replayed: r.ids.length })));
       const skipped = ids.filter((id) => !replayed.includes(id));
       if (flags.json) return writeJson({ replayed, skipped });
       writeText(`replayed ${plural(replayed.length, 'dead job')}${replayed.length > 0 ? `: ${replayed.join(', ')}` : ''}`);
@@ -92,7 +94,9 @@ export function registerDlq(program: Command): void {
       }
       const { purged, finishedBefore } = await withSpool(command, async (spool) => {
         const before = olderThanMs === undefined ? undefined : new Date((await databaseNow(spool)).getTime() - olderThanMs);
-        return { purged: await spool.purgeDead({ ...filter, finishedBefore: before }), finishedBefore: before ?? null };
+        const selection = { ...filter, finishedBefore: before };
+        const count = await audited(spool, 'dead.purge', null, () => spool.purgeDead(selection), (deleted) => ({ selection, deleted }));
+        return { purged: count, finishedBefore: before ?? null };
       });
       if (flags.json) return writeJson({ purged, finishedBefore });
       writeText(`purged ${plural(purged, 'dead job')}${finishedBefore ? ` that died before ${timestamp(finishedBefore)}` : ''}`);

@@ -3,6 +3,7 @@ import { JobNotFoundError } from '../../errors.js';
 import type { Job, JobError } from '../../job.js';
 import { compactJson, details, timestamp, writeJson, writeText } from '../output.js';
 import { withSpool } from '../settings.js';
+import { audited } from '../audit.js';
 
 /** Every field of a job, one per line, then its failed attempts (oldest first, with stacks). */
 export function jobDetails(job: Job): string {
@@ -58,7 +59,7 @@ export function registerJob(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job after the change as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const cancelled = await withSpool(command, (spool) => spool.cancelJob(id));
+      const cancelled = await withSpool(command, (spool) => audited(spool, 'job.cancel', id, () => spool.cancelJob(id), (job) => ({ state: job.state })));
       if (options.json) writeJson(cancelled);
       else if (cancelled.state === 'cancelled') writeText(`job ${cancelled.id} cancelled`);
       else writeText(`job ${cancelled.id} is ${cancelled.state}: cancellation requested; its worker aborts the handler and records it cancelled`);
@@ -70,7 +71,7 @@ export function registerJob(program: Command): void {
     .argument('<id>', 'job id')
     .option('--json', 'print the job after the change as JSON')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const retried = await withSpool(command, (spool) => spool.retryJob(id));
+      const retried = await withSpool(command, (spool) => audited(spool, 'job.retry', id, () => spool.retryJob(id)));
       if (options.json) writeJson(retried);
       else writeText(`job ${retried.id} is ${retried.state} again: attempt ${retried.attempt + 1} of ${retried.maxAttempts} next`);
     });

@@ -1,10 +1,9 @@
-import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
-import type { AuditRecord } from '../../audit/log.js';
 import { ROLES, type ApiKey, type CreatedKey } from '../../auth/keys.js';
 import { SpoolError } from '../../errors.js';
 import { table, writeJson, writeText } from '../output.js';
 import { withSpool } from '../settings.js';
+import { cliAudit } from '../audit.js';
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
 
@@ -15,20 +14,6 @@ function expiresAt(text: string | undefined): string | undefined {
   if (relative) return new Date(Date.now() + Number(relative[1]) * UNIT_MS[relative[2]!]!).toISOString();
   if (/^\d{4}-\d{2}-\d{2}T/.test(text)) return text;
   throw new SpoolError('invalid_input', `--expires: expected a duration such as 30d, 12h, 2w, or an ISO time such as 2027-01-01T00:00:00Z; got ${JSON.stringify(text)}`);
-}
-
-/** An audit row for a key change made with the CLI: no API key did it, the database user on this host did. */
-export function cliAudit(action: string, target: string, details: Record<string, unknown> = {}): AuditRecord {
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    // no passwd entry (some containers)
-  }
-  return {
-    keyId: null, keyName: null, role: null, tenant: null, action, target, result: 'ok', status: null,
-    client: `cli:${user}@${hostname()}`, requestId: null, details,
-  };
 }
 
 const state = (k: ApiKey) => (k.revokedAt ? 'revoked' : k.expiresAt && k.expiresAt <= new Date() ? 'expired' : 'active');

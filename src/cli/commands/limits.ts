@@ -4,6 +4,7 @@ import { LIMIT_SCOPES, type GroupInfo, type Limit, type LimitScope, type LimitSe
 import type { Spool } from '../../client.js';
 import { table, writeJson, writeText } from '../output.js';
 import { withSpool } from '../settings.js';
+import { audited } from '../audit.js';
 
 interface SetFlags { concurrency?: string; rate?: string; weight?: string; fair?: boolean; json?: boolean }
 
@@ -52,7 +53,10 @@ function setCommand(parent: Command, scopeFixed: LimitScope | undefined): void {
     const flags = args[args.length - 2] as SetFlags;
     const [scopeText, name] = scopeFixed ? [scopeFixed, args[0] as string] : [args[0] as string, args[1] as string];
     const scope = scopeOf(scopeText);
-    const limit = await withSpool(cmd, async (spool) => spool.limits.set(scope, name, await merged(spool, scope, name, flags), { source: 'cli' }));
+    const limit = await withSpool(cmd, async (spool) => {
+      const settings = await merged(spool, scope, name, flags);
+      return audited(spool, scope === 'group' ? 'group.put' : 'limit.put', `${scope}/${name}`, () => spool.limits.set(scope, name, settings, { source: 'cli' }));
+    });
     if (flags.json) writeJson({ limit });
     else writeText(`${scope} ${name}: concurrency ${limit.concurrency ?? '-'}, rate ${rateText(limit.rate)}${scope === 'group' ? `, weight ${limit.weight}` : ''}${scope === 'queue' ? `, fair ${limit.fair}` : ''}`);
   });
@@ -65,7 +69,10 @@ function removeCommand(parent: Command, scopeFixed: LimitScope | undefined): voi
     const cmd = args[args.length - 1] as Command;
     const flags = args[args.length - 2] as { json?: boolean };
     const [scopeText, name] = scopeFixed ? [scopeFixed, args[0] as string] : [args[0] as string, args[1] as string];
-    const removed = await withSpool(cmd, (spool) => spool.limits.remove(scopeOf(scopeText), name));
+    const removed = await withSpool(cmd, (spool) => {
+      const scope = scopeOf(scopeText);
+      return audited(spool, scope === 'group' ? 'group.remove' : 'limit.remove', `${scope}/${name}`, () => spool.limits.remove(scope, name), (gone) => ({ removed: gone }));
+    });
     if (flags.json) writeJson({ removed });
     else writeText(removed ? `${scopeText} ${name}: limits removed` : `${scopeText} ${name} had no limits`);
   });

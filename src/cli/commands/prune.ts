@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { PruneReport } from '../../maintenance/pruner.js';
 import { writeJson, writeText } from '../output.js';
 import { withSpool } from '../settings.js';
+import { audited } from '../audit.js';
 
 /** `spool prune [--dry-run]`: keep history in shape now (the leader does it every minute). */
 export function registerPrune(program: Command): void {
@@ -11,7 +12,8 @@ export function registerPrune(program: Command): void {
     .option('--dry-run', 'change nothing; print what would be dropped and how many rows are expired')
     .option('--json', 'print the report as JSON')
     .action(async (options: { dryRun?: boolean; json?: boolean }, command: Command) => {
-      const report = await withSpool(command, (spool) => spool.prune({ dryRun: options.dryRun === true }));
+      const report = await withSpool(command, (spool) =>
+        audited(spool, 'maintenance.prune', null, () => spool.prune({ dryRun: options.dryRun === true }), (r) => ({ dryRun: r.dryRun, deleted: r.deleted, dropped: r.dropped.length })));
       if (options.json) writeJson(report);
       else writeText(describe(report));
     });

@@ -6,6 +6,7 @@ import type { QueueStats } from '../../queries/queues.js';
 import { durationSchema, parseFlag } from '../flags.js';
 import { writeJson, writeText } from '../output.js';
 import { withSpool } from '../settings.js';
+import { audited } from '../audit.js';
 
 /** How long `spool queue drain` waits unless --timeout says otherwise. */
 export const DRAIN_TIMEOUT_DEFAULT = '60s';
@@ -26,7 +27,8 @@ export function registerQueue(program: Command): void {
       .option('--json', 'print { queue, paused } as JSON')
       .action(async (text: string, options: { json?: boolean }, command: Command) => {
         const name = parseFlag('queue', queueSchema, text);
-        await withSpool(command, (spool) => (paused ? spool.pauseQueue(name) : spool.resumeQueue(name)));
+        await withSpool(command, (spool) =>
+          audited(spool, paused ? 'queue.pause' : 'queue.resume', name, () => (paused ? spool.pauseQueue(name) : spool.resumeQueue(name))));
         if (options.json) writeJson({ queue: name, paused });
         else writeText(paused ? `queue ${name} paused: workers finish running jobs and claim no more` : `queue ${name} resumed`);
       });

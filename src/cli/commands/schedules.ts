@@ -6,6 +6,7 @@ import { defineSchedule } from '../../schedules/schedule.js';
 import type { Schedule } from '../../schedules/store.js';
 import { details, table, timestamp, writeJson, writeText } from '../output.js';
 import { commandConfig, withSpool } from '../settings.js';
+import { audited } from '../audit.js';
 
 function parseJson(flag: string, text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -103,7 +104,7 @@ export function registerSchedules(program: Command): void {
         const catalog = new KindCatalog(postgresExecutor(spool.sql), spool.quotedSchema);
         const issues = await catalog.check([{ kind: definition.kind, payload: definition.payload, at: '' }], config.unknownKinds);
         if (issues.length > 0) throw new ValidationError(issues);
-        await spool.schedules.upsert([definition], 'cli');
+        await audited(spool, 'schedule.put', name, () => spool.schedules.upsert([definition], 'cli'), () => ({ cron: definition.cron }));
         return spool.schedules.get(name);
       });
       if (o.json) writeJson({ schedule: s });
@@ -117,7 +118,8 @@ export function registerSchedules(program: Command): void {
       .argument('<name>', 'schedule name')
       .option('--json', 'print { schedule } as JSON')
       .action(async (name: string, options: { json?: boolean }, command: Command) => {
-        const s = await withSpool(command, (spool) => (verb === 'pause' ? spool.schedules.pause(name) : spool.schedules.resume(name)));
+        const s = await withSpool(command, (spool) =>
+          audited(spool, `schedule.${verb}`, name, () => (verb === 'pause' ? spool.schedules.pause(name) : spool.schedules.resume(name))));
         if (options.json) writeJson({ schedule: s });
         else writeText(verb === 'pause' ? `schedule ${name} paused` : `schedule ${name} resumed: next run ${timestamp(s.nextRunAt)}`);
       });
@@ -129,7 +131,7 @@ export function registerSchedules(program: Command): void {
     .argument('<name>', 'schedule name')
     .option('--json', 'print { jobId } as JSON')
     .action(async (name: string, options: { json?: boolean }, command: Command) => {
-      const jobId = await withSpool(command, (spool) => spool.schedules.trigger(name));
+      const jobId = await withSpool(command, (spool) => audited(spool, 'schedule.trigger', name, () => spool.schedules.trigger(name), (id) => ({ jobId: id })));
       if (options.json) writeJson({ jobId });
       else writeText(jobId);
     });
@@ -140,7 +142,7 @@ export function registerSchedules(program: Command): void {
     .argument('<name>', 'schedule name')
     .option('--json', 'print { removed } as JSON')
     .action(async (name: string, options: { json?: boolean }, command: Command) => {
-      const removed = await withSpool(command, (spool) => spool.schedules.remove(name));
+      const removed = await withSpool(command, (spool) => audited(spool, 'schedule.remove', name, () => spool.schedules.remove(name), (gone) => ({ removed: gone })));
       if (!removed) notFound(name);
       if (options.json) writeJson({ removed });
       else writeText(`schedule ${name} removed`);
