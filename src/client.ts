@@ -276,14 +276,15 @@ export class Spool {
    */
   async cancelJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job> {
     const key = jobId(id);
+    const tenant = scopeOf(options);
     const executor = this.#executor(options?.tx);
-    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel, scopeOf(options)]);
+    const rows = await executor.query<JobRow>(this.#statements.cancel, [key, this.channel, tenant]);
     if (rows[0]) {
       // A waiting job ends cancelled here; a running one is counted by its worker when it stops.
       if (rows[0].state === 'cancelled') this.metrics?.cancelled(rows[0].queue, rows[0].kind);
       return toJob(rows[0]);
     }
-    throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES, scopeOf(options));
+    throw await this.#whyNot(executor, key, 'cancel', CANCELLABLE_STATES, tenant);
   }
 
   /**
@@ -294,10 +295,11 @@ export class Spool {
    */
   async retryJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job> {
     const key = jobId(id);
+    const tenant = scopeOf(options);
     const executor = this.#executor(options?.tx);
     let rows: JobRow[];
     try {
-      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.channel, scopeOf(options)]);
+      rows = await executor.query<JobRow>(this.#statements.retry, [key, this.channel, tenant]);
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
         throw new UniqueConflictError(
@@ -308,7 +310,7 @@ export class Spool {
       throw error;
     }
     if (rows[0]) return toJob(rows[0]);
-    throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES, scopeOf(options));
+    throw await this.#whyNot(executor, key, 'retry', RETRYABLE_STATES, tenant);
   }
 
   /**
@@ -496,8 +498,9 @@ export class Spool {
     const scoped = scopeOf({ tenant })!;
     const underRls = await this.tenantRoleAvailable();
     return (await this.sql.begin(async (tx) => {
-      await tx`SELECT set_config('spool.tenant', ${scoped}, true)`;
-      if (underRls) await tx.unsafe('SET LOCAL ROLE spool_tenant');
+      // Both settings in one round trip: set_config('role', …, true) is SET LOCAL ROLE.
+      if (underRls) await tx`SELECT set_config('spool.tenant', ${scoped}, true), set_config('role', 'spool_tenant', true)`;
+      else await tx`SELECT set_config('spool.tenant', ${scoped}, true)`;
       return fn(tx);
     })) as T;
   }

@@ -356,7 +356,7 @@ export function loadConfigWithSources(sources: ConfigSources = {}): LoadedConfig
     if (parsed.success) config[key] = parsed.data;
     else {
       // A secret's value is never echoed: an error message ends up in logs.
-      const got = 'secret' in setting ? (typeof raw[key] === 'string' ? redactUrl(raw[key] as string).replace(/(^|,)([^:,]+):[^,]*/g, '$1$2:***') : '(hidden)') : JSON.stringify(raw[key]);
+      const got = 'secret' in setting ? String(maskedSecret(raw[key])) : JSON.stringify(raw[key]);
       issues.push({ path: label[key], message: `${parsed.error.issues[0]!.message}, got ${got}` });
     }
   }
@@ -390,12 +390,22 @@ function readConfigFile(path: string): Record<string, unknown> {
 export function redactedConfig(config: SpoolConfig): Record<SettingKey, unknown> {
   const out = { ...config } as Record<SettingKey, unknown>;
   for (const key of KEYS) {
-    if (!('secret' in SETTINGS[key]) || out[key] === undefined) continue;
-    if (typeof out[key] === 'string') out[key] = redactUrl(out[key] as string);
-    // A keyring shows its key ids, never a secret.
-    else if (typeof out[key] === 'object' && out[key] !== null) out[key] = Object.keys(out[key] as object).map((id) => `${id}:***`);
+    if ('secret' in SETTINGS[key] && out[key] !== undefined) out[key] = maskedSecret(out[key]);
   }
   return out;
+}
+
+/**
+ * A secret setting as it may be shown (config check, error messages): a
+ * URL with its password masked; a keyring, as text (`id:secret,…`) or
+ * parsed, as its key ids only.
+ */
+function maskedSecret(value: unknown): unknown {
+  if (typeof value === 'string') {
+    return /^postgres(ql)?:\/\//.test(value) ? redactUrl(value) : value.replace(/(^|,)\s*([^:,]+):[^,]*/g, '$1$2:***');
+  }
+  if (typeof value === 'object' && value !== null) return Object.keys(value).map((id) => `${id}:***`);
+  return '(hidden)';
 }
 
 /** postgres://user:secret@host/db → postgres://user:***@host/db. */

@@ -1,7 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { ValidationError } from './errors.js';
-import { PermanentError } from './errors.js';
+import { PermanentError, ValidationError } from './errors.js';
 
 /**
  * Signed payloads (docs/security.md, "Signed payloads"): a kind defined with
@@ -76,10 +75,6 @@ export class Signer {
 
   constructor(keys: SigningKeys = {}) {
     this.#keys = new Map(Object.entries(keys).map(([id, secret]) => [id, Buffer.from(secret, 'utf8')]));
-  }
-
-  has(keyId: string): boolean {
-    return this.#keys.has(keyId);
   }
 
   #mac(keyId: string, kind: string, tenant: string | null | undefined, payload: unknown): Buffer {

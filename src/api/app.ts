@@ -138,12 +138,14 @@ const headerGetter = {
  */
 export function createApp(options: ApiOptions): Hono<ApiEnv> {
   const log = options.logger ?? createLogger();
+  // One executor over the Spool's pool for the API's own statements (kind checks, request budgets).
+  const executor = postgresExecutor(options.spool.sql, true);
   const ctx: ApiContext = {
     spool: options.spool,
     coalescer: new EnqueueCoalescer(options.spool),
     batchMax: options.batchMax ?? BATCH_MAX_DEFAULT,
     listenerConnected: options.listenerConnected,
-    kinds: new KindCatalog(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema),
+    kinds: new KindCatalog(executor, options.spool.quotedSchema),
     unknownKinds: options.unknownKinds ?? 'reject',
     pageMaxBytes: options.pageMaxBytes ?? LIST_BYTES_DEFAULT,
     tenantPayloadMaxBytes: options.tenantPayloadMaxBytes,
@@ -183,7 +185,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   const keyRate = options.keyRateLimit === undefined ? KEY_RATE_LIMIT_DEFAULT : options.keyRateLimit;
   const tenantRate = options.tenantRateLimit ?? null;
   const budget = keyRate || tenantRate
-    ? new RequestBudget(postgresExecutor(options.spool.sql, true), options.spool.quotedSchema, { key: keyRate ?? undefined, tenant: tenantRate ?? undefined }, log)
+    ? new RequestBudget(executor, options.spool.quotedSchema, { key: keyRate ?? undefined, tenant: tenantRate ?? undefined }, log)
     : undefined;
   registerAccessChecks(app, { mode: options.auth ?? 'keys', keys: options.spool.keys, docsPublic: options.docsPublic, budget });
   if (metrics) {
