@@ -30,3 +30,6 @@ export function api(app: Hono<any>): ApiCall {
     return { status: res.status, body: parsed, headers: res.headers };
   };
 }
+
+/** The secret part of an API key (`spool_<12-char prefix>_<secret>`): the secret itself may contain `_`. */
+export const secretOf = (key: string): string => key.slice('spool_'.length + 12 + 1);
