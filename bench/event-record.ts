@@ -26,8 +26,36 @@ const APPEND_TRIGGERS = `
     CREATE TRIGGER events_started AFTER UPDATE ON spool.jobs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.events_started();
     CREATE TRIGGER events_finished AFTER INSERT ON spool.job_history REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.events_finished();`;
 
-const VARIANTS: Record<string, string> = {
+// One row per statement and transition, the jobs as arrays, ordered by the writing transaction.
+const AGGREGATED = `
+    CREATE SEQUENCE spool.job_events_seq;
+    CREATE TABLE spool.job_events (xid xid8 NOT NULL DEFAULT pg_current_xact_id(), seq bigint NOT NULL DEFAULT nextval('spool.job_events_seq'),
+      at timestamptz NOT NULL DEFAULT now(), type text NOT NULL, ids bigint[] NOT NULL, attempts integer[] NOT NULL,
+      queues text[] NOT NULL, kinds text[] NOT NULL, PRIMARY KEY (xid, seq));
+    CREATE FUNCTION spool.events_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO spool.job_events (type, ids, attempts, queues, kinds)
+      SELECT t.type, array_agg(n.id), array_agg(n.attempt), array_agg(n.queue), array_agg(n.kind)
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+       CROSS JOIN LATERAL (SELECT CASE WHEN n.state = 'running' AND o.state <> 'running' THEN 'started'
+                                       WHEN o.state = 'running' AND n.state = 'scheduled' THEN 'retrying'
+                                       WHEN n.progress IS DISTINCT FROM o.progress THEN 'progress' END AS type) t
+       WHERE t.type IS NOT NULL
+       GROUP BY t.type;
+      RETURN NULL;
+    END $$;
+    CREATE FUNCTION spool.events_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO spool.job_events (type, ids, attempts, queues, kinds)
+      SELECT n.state::text, array_agg(n.id), array_agg(n.attempt), array_agg(n.queue), array_agg(n.kind) FROM new_rows n GROUP BY n.state;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER events_updated AFTER UPDATE ON spool.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.events_updated();
+    CREATE TRIGGER events_finished AFTER INSERT ON spool.job_history REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION spool.events_finished();`;
+
+const ALL_VARIANTS: Record<string, string> = {
   base: '',
+  aggregated: AGGREGATED,
   // B: terminal events derived from the history row the finish writes: a sequence id and a BRIN index.
   derived: `
     CREATE SEQUENCE spool.event_seq;
@@ -44,6 +72,10 @@ ${APPEND_TRIGGERS}`,
     CREATE TABLE spool.events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, job_id bigint NOT NULL, type text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 ${APPEND_TRIGGERS}`,
 };
+// VARIANTS=base,aggregated runs only those.
+const VARIANTS = Object.fromEntries(
+  Object.entries(ALL_VARIANTS).filter(([name]) => !process.env.VARIANTS || process.env.VARIANTS.split(',').includes(name)),
+);
 
 const dbs = await Promise.all(Object.keys(VARIANTS).map(() => benchDatabase()));
 console.log(`${JOBS.toLocaleString('en-US')} no-op jobs, concurrency 50, ${RUNS} interleaved rounds; ${dbs[0]!.server}; ${JSON.stringify(dbs[0]!.settings)}`);

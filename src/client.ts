@@ -19,7 +19,7 @@ import {
   ValidationError,
   toFieldIssues,
 } from './errors.js';
-import { isJobDefinition, toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
+import { FINISHED_STATES, isJobDefinition, toJob, type AnyJobDefinition, type Job, type JobRow, type PayloadOf } from './job.js';
 import { jobInput, type JobOptions, type WriteOptions } from './job-options.js';
 import { SpoolMetrics } from './observability/metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -36,6 +36,10 @@ import { clientRegistrant, kindRegistration } from './kinds/registration.js';
 import { connectionOf } from './notify/listener.js';
 import { prune, type PruneReport } from './maintenance/pruner.js';
 import { doctor, type DoctorReport } from './health/doctor.js';
+import { EventHub, type Subscription } from './events/hub.js';
+import { WebhookStore } from './webhooks/store.js';
+import { parseEventId, type EventFilter, type SpoolEvent } from './events/event.js';
+import { eventStreamOptionsSchema, waitOptionsSchema, type EventStreamOptions, type WaitOptions, type WaitResult } from './events/options.js';
 
 /** How to reach the database. */
 export interface SpoolOptions {
@@ -119,8 +123,11 @@ export class Spool {
   readonly audit: AuditLog;
   /** Signs the payloads of signed kinds at enqueue, and verifies them in this Spool's workers. */
   readonly signer: Signer;
+  /** Outgoing webhook subscriptions (docs/events.md). */
+  readonly webhooks: WebhookStore;
 
   readonly #ownsPool: boolean;
+  #eventHub: EventHub | undefined;
   #tenantRole: Promise<boolean> | undefined;
   readonly #pool: Executor;
   readonly #untrackPool: (() => void) | undefined;
@@ -164,6 +171,7 @@ export class Spool {
     this.schedules = new ScheduleStore(this.#pool, this.sql, q);
     this.keys = new KeyStore(this.#pool, q);
     this.audit = new AuditLog(this.#pool, q);
+    this.webhooks = new WebhookStore(this.#pool, q);
     this.signer = new Signer(parsed.data.signingKeys);
     this.#statements = {
       enqueue: enqueueSql(q),
@@ -236,6 +244,88 @@ export class Spool {
   async getJob(id: string | number | bigint, options: ScopeOptions = {}): Promise<Job | null> {
     const rows = await this.#executor(options?.tx).query<JobRow>(this.#statements.getJob, [jobId(id), scopeOf(options)]);
     return rows[0] ? toJob(rows[0]) : null;
+  }
+
+  /**
+   * Waits until job `id` is completed, dead or cancelled, or `timeoutMs`
+   * (30,000) passes, or `signal` aborts; then gives the job as it is, with
+   * `timedOut` telling which. Woken by NOTIFY through the process's one
+   * LISTEN connection: thousands of waiters cost no connection each.
+   *
+   * @example
+   * const { job, timedOut } = await spool.waitFor(id, { timeoutMs: 10_000 });
+   */
+  async waitFor(id: string | number | bigint, options: WaitOptions = {}): Promise<WaitResult> {
+    const { timeoutMs, signal, tenant } = parseOptions(waitOptionsSchema, options);
+    const text = jobId(id);
+    const read = async () => {
+      const job = await this.getJob(text, { tenant });
+      if (!job) throw new JobNotFoundError(text);
+      return job;
+    };
+    const finished = (job: Job) => (FINISHED_STATES as readonly string[]).includes(job.state);
+    const outcome = await this.eventHub.waitForEnd(text, async () => {
+      const job = await read();
+      return finished(job) ? job : undefined;
+    }, { timeoutMs, signal });
+    if (outcome.checked) return { job: outcome.checked, timedOut: false };
+    const job = await read();
+    return { job, timedOut: !finished(job) };
+  }
+
+  /**
+   * Enqueues a job and waits for it to finish (see `waitFor`). A duplicate
+   * (its unique key held by an unfinished job) waits for that job. Not
+   * inside a transaction: the job would not exist for workers until it commits.
+   *
+   * @example
+   * const { job } = await spool.enqueueAndWait(resize, { url }, { timeoutMs: 5_000 });
+   * if (job.state === 'completed') use(job.result);
+   */
+  async enqueueAndWait<J extends AnyJobDefinition | string>(
+    job: J,
+    payload?: PayloadOf<J>,
+    options: JobOptions & Omit<WaitOptions, 'tenant'> = {},
+  ): Promise<WaitResult & { duplicate: boolean }> {
+    if ((options as WriteOptions).tx !== undefined) {
+      throw new ValidationError([{ path: 'tx', message: 'enqueueAndWait cannot join a transaction (the job is not visible to workers before it commits): enqueue in the transaction, then waitFor after the commit' }]);
+    }
+    const { timeoutMs, signal, ...jobOptions } = options;
+    const { id, duplicate } = await this.enqueue(job, payload, { ...jobOptions, tenant: (jobOptions as { tenant?: string }).tenant } as JobOptions);
+    return { ...(await this.waitFor(id, { timeoutMs, signal, tenant: (jobOptions as { tenant?: string }).tenant })), duplicate };
+  }
+
+  /**
+   * The job events (enqueued, started, progress, retrying, released,
+   * completed, dead, cancelled) matching the filter, as an async iterator:
+   * from now on, or replayed in order from just after `after` (an event's
+   * id) within the events retention (1 day). Ends when `signal` aborts, or
+   * (with `dropped` set on the iterator's subscription) when this reader
+   * falls more than `maxBuffer` events behind.
+   *
+   * @example
+   * for await (const event of spool.events({ type: ['completed'], queue: ['mail'] })) console.log(event.job.id);
+   */
+  events(options: EventStreamOptions = {}): Subscription {
+    const { after, signal, maxBuffer, ...filter } = parseOptions(eventStreamOptionsSchema, options);
+    const subscription = this.eventHub.subscribe(filter as EventFilter, { after: after === undefined ? undefined : parseEventId(after, 'after'), maxBuffer });
+    if (signal) {
+      if (signal.aborted) subscription.close();
+      else signal.addEventListener('abort', () => subscription.close(), { once: true });
+    }
+    return subscription;
+  }
+
+  /** This process's one reader of events and its LISTEN connection (started on first use). */
+  get eventHub(): EventHub {
+    this.#eventHub ??= new EventHub({
+      executor: this.#pool,
+      quotedSchema: this.quotedSchema,
+      channel: this.channel,
+      connection: this.connectionSettings(),
+      log: createLogger({ level: process.env.SPOOL_LOG_LEVEL ?? 'info' }),
+    });
+    return this.#eventHub;
   }
 
   /**
@@ -477,6 +567,7 @@ export class Spool {
 
   /** Closes the pool Spool opened (a pool passed in as `sql` stays open). */
   async close(): Promise<void> {
+    await this.#eventHub?.close();
     for (const stop of this.#queueGauges.values()) stop();
     this.#queueGauges.clear();
     this.#untrackPool?.();
@@ -580,6 +671,13 @@ export function createSpool(options: SpoolOptions = {}): Spool {
 export interface ScopeOptions extends WriteOptions {
   /** Only this tenant's jobs: another tenant's job is not found (the API sets it from a tenant-bound key). */
   tenant?: string;
+}
+
+/** Options checked by their zod schema: a ValidationError naming each field otherwise. */
+function parseOptions<T extends z.ZodType>(schema: T, options: unknown): z.output<T> {
+  const parsed = schema.safeParse(options ?? {});
+  if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
+  return parsed.data;
 }
 
 function scopeOf(options: ScopeOptions | undefined): string | null {

@@ -137,6 +137,12 @@ export const SETTINGS = {
       .pipe(z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/, { error: ORIGINS_RULE }))),
     describe: 'browser origins allowed to call the API (CORS), comma-separated (default: none)',
   },
+  webhookAllowPrivate: {
+    env: 'SPOOL_WEBHOOK_ALLOW_PRIVATE',
+    default: false,
+    schema: flag('expected true or false'),
+    describe: 'let per-job webhook URLs (the webhook job option) reach private and loopback addresses (refused by default: SSRF); subscriptions take --allow-private each',
+  },
   docsPublic: {
     env: 'SPOOL_DOCS_PUBLIC',
     schema: flag('expected true or false'),

@@ -66,3 +66,17 @@ export {
 export { type Schedule, ScheduleNotFoundError } from './schedules/store.js';
 export { type Limit, type LimitScope, type LimitSettings, type LimitsConfig, type GroupInfo, LIMIT_SCOPES, parseRate } from './flow/limits.js';
 export { type ApiKey, type CreatedKey, type CreateKeyOptions, type Role, type Permission, ROLES, ROLE_GRANTS } from './auth/keys.js';
+export {
+  type SpoolEvent,
+  type EventFilter,
+  type EventType,
+  EVENT_TYPES,
+  EVENT_RESULT_MAX_BYTES,
+  compareEventIds,
+} from './events/event.js';
+export { type Subscription, SUBSCRIBER_BUFFER_DEFAULT } from './events/hub.js';
+export { type WaitOptions, type WaitResult, type EventStreamOptions, WAIT_MS_DEFAULT, WAIT_MS_MAX } from './events/options.js';
+export { verifyWebhook, WebhookVerificationError, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_S } from './webhooks/signature.js';
+export { webhookDeliveryJob, WEBHOOK_KIND, WEBHOOK_QUEUE, type WebhookDeliveryOptions } from './webhooks/delivery.js';
+export { type Webhook, type WebhookWithSecret, type CreateWebhookInput, JOB_WEBHOOK_ID } from './webhooks/store.js';
+export { PROGRESS_INTERVAL_MS_DEFAULT } from './worker/worker.js';

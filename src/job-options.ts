@@ -21,6 +21,7 @@ import {
   JSON_DEPTH_MAX,
   PAYLOAD_BYTES_MAX,
 } from './job-fields.js';
+import { WEBHOOK_URL_RULE, webhookUrlSchema } from './webhooks/target.js';
 
 const RUN_AT_RULE = 'expected a Date or an ISO 8601 timestamp with a zone, e.g. "2030-01-01T09:00:00Z"';
 /** `runAt` as JSON carries it: an ISO 8601 timestamp with a zone. */
@@ -46,6 +47,10 @@ export const jobOptionFields = {
   group: groupSchema.optional(),
   tags: tagsSchema.optional(),
   metadata: z.record(z.string(), z.unknown(), { error: 'expected a plain object' }).optional(),
+  webhook: z
+    .union([webhookUrlSchema, z.strictObject({ url: webhookUrlSchema })], { error: `${WEBHOOK_URL_RULE}, or { url }` })
+    .optional()
+    .describe('POST this job\'s end (completed, dead, cancelled) to this URL, signed (docs/events.md, "Webhooks")'),
 };
 
 /** runAt and delayMs are two ways to say when: one at most. */
@@ -91,6 +96,13 @@ export interface JobOptions {
   tags?: string[];
   /** Free-form JSON object stored with the job (trace context, correlation ids). */
   metadata?: Record<string, unknown>;
+  /**
+   * Where to POST this job's end (completed, dead or cancelled), signed with
+   * the secret of the webhook `job` (`spool webhooks rotate job` shows it).
+   * http(s) only; private and loopback targets are refused when delivered
+   * unless allowed (docs/events.md, "Webhooks").
+   */
+  webhook?: string | { url: string };
   /**
    * The tenant that owns the job: an API key bound to a tenant sees and
    * touches only its tenant's jobs (docs/security.md). Unique keys are per tenant.
@@ -160,6 +172,10 @@ export function jobInput(
   const traceparent = o.metadata?.traceparent === undefined ? activeTraceparent() : undefined;
   if (traceparent) element.metadata = { ...o.metadata, traceparent };
   else if (o.metadata !== undefined) element.metadata = o.metadata;
+  if (o.webhook !== undefined) {
+    // Kept in metadata: the finish marks the job's end event for the webhook dispatcher (sql/0013).
+    element.metadata = { ...(element.metadata as Record<string, unknown> | undefined), webhook: { url: typeof o.webhook === 'string' ? o.webhook : o.webhook.url } };
+  }
   if (definition?.signing) {
     // Over what is stored: the kind, the tenant and the payload as given (sql/0011 keeps it as sent).
     const signature = (signer ?? new Signer()).sign(definition.signing.keyId, definition.kind, o.tenant, element.payload, at('signing.keyId'));

@@ -15,9 +15,9 @@ export const spoolBuild = existsSync(distEntry) ? 'dist (compiled)' : 'src (tsx)
 export const noop = defineJob({ kind: 'bench.noop', schema: z.object({ n: z.number() }), handler: () => undefined });
 
 /** Enqueues `jobs` no-op jobs in batches of 10,000 (not timed). */
-export async function fill(spool: Spool, jobs: number): Promise<void> {
+export async function fill(spool: Spool, jobs: number, job: unknown = noop): Promise<void> {
   for (let done = 0; done < jobs; done += 10_000) {
-    await spool.enqueueMany(Array.from({ length: Math.min(10_000, jobs - done) }, (_, n) => ({ job: noop, payload: { n } })));
+    await spool.enqueueMany(Array.from({ length: Math.min(10_000, jobs - done) }, (_, n) => ({ job: job as typeof noop, payload: { n } })));
   }
 }
 
@@ -33,7 +33,9 @@ export async function drain(
   jobs: number,
   concurrency: number,
   removeOnComplete = false,
+  module: typeof spoolModule = spoolModule,
 ): Promise<number> {
+  const { createLogger, defineJob } = module;
   let handled = 0;
   let allHandled: () => void = () => {};
   const handlersDone = new Promise<void>((resolve) => (allHandled = resolve));
@@ -72,8 +74,11 @@ export async function drain(
   return jobs / seconds;
 }
 
-export async function openSpool(url: string, options: { metrics?: InstanceType<typeof spoolModule.SpoolMetrics> } = {}): Promise<Spool> {
-  const spool = createSpool({ connectionString: url, poolSize: 8, metrics: options.metrics });
+export async function openSpool(
+  url: string,
+  options: { metrics?: InstanceType<typeof spoolModule.SpoolMetrics>; module?: typeof spoolModule } = {},
+): Promise<Spool> {
+  const spool = (options.module?.createSpool ?? createSpool)({ connectionString: url, poolSize: 8, metrics: options.metrics });
   await spool.migrate();
   return spool;
 }

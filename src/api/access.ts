@@ -53,6 +53,16 @@ export const ROUTE_ACCESS: Record<string, Access> = {
   'DELETE /keys/:id': 'admin',
   'POST /keys/:id/rotate': 'admin',
   'GET /audit': 'admin',
+  'GET /events': 'read',
+  'GET /webhooks': 'admin',
+  'POST /webhooks': 'admin',
+  'GET /webhooks/:id': 'admin',
+  'DELETE /webhooks/:id': 'admin',
+  'POST /webhooks/:id/rotate': 'admin',
+  'POST /webhooks/:id/pause': 'admin',
+  'POST /webhooks/:id/resume': 'admin',
+  'GET /webhooks/:id/deliveries': 'admin',
+  'POST /webhooks/:id/replay': 'admin',
 };
 
 /**
@@ -65,7 +75,7 @@ export const ROUTE_ACCESS: Record<string, Access> = {
 export const TENANT_ROUTES: ReadonlySet<string> = new Set([
   'GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /docs', 'GET /docs/init.js', 'GET /docs/:asset',
   'POST /jobs', 'POST /jobs/batch', 'GET /jobs', 'GET /jobs/:id', 'DELETE /jobs/:id', 'POST /jobs/:id/retry',
-  'GET /queues', 'GET /dead', 'POST /dead/replay', 'DELETE /dead',
+  'GET /queues', 'GET /dead', 'POST /dead/replay', 'DELETE /dead', 'GET /events',
 ]);
 
 /** Paths that `docsPublic` opens: the Swagger UI and the OpenAPI document hold no data. */

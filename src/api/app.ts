@@ -19,6 +19,9 @@ import { registerMaintenanceRoutes } from './routes/maintenance.js';
 import { registerFlowRoutes } from './routes/flow.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerEventRoutes } from './routes/events.js';
+import { registerWebhookRoutes } from './routes/webhooks.js';
+import { SUBSCRIBER_BUFFER_DEFAULT } from '../events/hub.js';
 import { registerAudit } from './audit.js';
 import { RequestBudget, type RequestRate } from './request-budget.js';
 import { registerAccessChecks, type AuthMode } from './access.js';
@@ -67,6 +70,8 @@ export interface ApiOptions {
   tenantRateLimit?: RequestRate | null;
   /** Largest payload (JSON bytes) a tenant-bound key may enqueue; default: the global 1 MiB. */
   tenantPayloadMaxBytes?: number;
+  /** Events a GET /events subscriber may fall behind by before it is dropped (10,000). */
+  eventBufferMax?: number;
 }
 
 export type ApiEnv = {
@@ -90,6 +95,7 @@ export interface ApiContext {
   unknownKinds: UnknownKinds;
   pageMaxBytes: number;
   tenantPayloadMaxBytes: number | undefined;
+  eventBufferMax: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -149,6 +155,7 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
     unknownKinds: options.unknownKinds ?? 'reject',
     pageMaxBytes: options.pageMaxBytes ?? LIST_BYTES_DEFAULT,
     tenantPayloadMaxBytes: options.tenantPayloadMaxBytes,
+    eventBufferMax: options.eventBufferMax ?? SUBSCRIBER_BUFFER_DEFAULT,
   };
   const app = new Hono<ApiEnv>();
   const bodyLimitBytes = options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
@@ -202,6 +209,8 @@ export function createApp(options: ApiOptions): Hono<ApiEnv> {
   registerFlowRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
+  registerEventRoutes(app, ctx);
+  registerWebhookRoutes(app, ctx);
 
   const errorResponse = (error: unknown, c: Context<ApiEnv>) => {
     const { status, problem, unexpected, retryAfterSeconds } = problemFor(error);

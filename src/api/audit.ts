@@ -30,6 +30,12 @@ export const AUDITED_ROUTES: Record<string, string> = {
   'POST /keys': 'key.create',
   'DELETE /keys/:id': 'key.revoke',
   'POST /keys/:id/rotate': 'key.rotate',
+  'POST /webhooks': 'webhook.create',
+  'DELETE /webhooks/:id': 'webhook.remove',
+  'POST /webhooks/:id/rotate': 'webhook.rotate',
+  'POST /webhooks/:id/pause': 'webhook.pause',
+  'POST /webhooks/:id/resume': 'webhook.resume',
+  'POST /webhooks/:id/replay': 'webhook.replay',
 };
 
 /** Adds what a handler knows of its action (counts, the selection, a new key's id) to the request's audit row. */

@@ -1,5 +1,10 @@
 import { z } from 'zod';
+import { createWebhookSchema } from '../webhooks/store.js';
+import { deliveriesQuery } from './routes/webhooks.js';
 import {
+  eventResponse,
+  eventsQuery,
+  waitQuery,
   deadListQuery,
   deadPurgeQuery,
   deadSelection,
@@ -49,6 +54,8 @@ interface RouteDoc {
   path?: string[];
   headers?: Record<string, string>;
   ok: Partial<Record<Status, z.ZodType>>;
+  /** Of the ok responses (application/json). */
+  contentType?: string;
   errors: Status[];
 }
 
@@ -67,7 +74,8 @@ const ERROR_TEXT: Record<string, string> = {
 const ROUTES: Record<string, Record<string, RouteDoc>> = {
   '/jobs': {
     post: {
-      summary: 'Enqueue one job. A unique-key (or Idempotency-Key) hit answers 200 with the existing job and duplicate: true.',
+      summary: 'Enqueue one job. A unique-key (or Idempotency-Key) hit answers 200 with the existing job and duplicate: true. With ?wait=30s the answer waits until the job finishes (or the wait ends: timedOut true).',
+      query: waitQuery,
       body: enqueueBody,
       headers: { 'Idempotency-Key': 'works as uniqueKey: one unfinished job per (queue, key)' },
       ok: { '201': enqueueResponse, '200': enqueueResponse },
@@ -84,7 +92,13 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
     },
   },
   '/jobs/{id}': {
-    get: { summary: 'One job.', path: ['id'], ok: { '200': jobEnvelope }, errors: ['400', '404', '503'] },
+    get: {
+      summary: 'One job. With ?wait=30s the answer waits until the job is completed, dead or cancelled (or the wait ends: timedOut true).',
+      path: ['id'],
+      query: waitQuery,
+      ok: { '200': jobEnvelope },
+      errors: ['400', '404', '503'],
+    },
     delete: {
       summary: 'Cancel: a scheduled or available job is cancelled at once; a running one has its handler aborted, then ends cancelled.',
       path: ['id'],
@@ -177,6 +191,29 @@ const ROUTES: Record<string, Record<string, RouteDoc>> = {
   '/audit': {
     get: { summary: 'The audit log, newest first: who (key id, name, role) changed what, when, from where, and how it ended.', query: auditQuery, ok: { '200': auditResponse }, errors: ['400', '503'] },
   },
+  '/events': {
+    get: {
+      summary: 'Server-Sent Events: one per job change (enqueued, started, progress, retrying, released, completed, dead, cancelled) matching the filters; each has an id, and a client reconnecting with Last-Event-ID (or ?after=) gets every event after it, in order, within the events retention (1 day). A comment line every 15 s keeps proxies open; a subscriber too far behind gets event: dropped and the stream ends. docs/events.md',
+      query: eventsQuery,
+      headers: { 'Last-Event-ID': 'replay from just after this event id' },
+      ok: { '200': eventResponse },
+      contentType: 'text/event-stream',
+      errors: ['400', '503'],
+    },
+  },
+  '/webhooks': {
+    get: { summary: 'Webhook subscriptions (never their secrets). docs/events.md', ok: { '200': z.object({ webhooks: z.array(z.unknown()) }) }, errors: ['503'] },
+    post: { summary: 'Subscribe a URL to events; answers { webhook, secret } with the signing secret, shown this once.', body: createWebhookSchema, ok: { '201': z.object({ webhook: z.unknown(), secret: z.string() }) }, errors: ['400', '415', '503'] },
+  },
+  '/webhooks/{id}': {
+    get: { summary: 'One webhook.', path: ['id'], ok: { '200': z.object({ webhook: z.unknown() }) }, errors: ['400', '404', '503'] },
+    delete: { summary: 'Remove a webhook; deliveries already queued for it are skipped.', path: ['id'], ok: { '200': removedResponse }, errors: ['400', '404', '503'] },
+  },
+  '/webhooks/{id}/rotate': { post: { summary: 'A new signing secret (shown once); the old one still signs for 24 h.', path: ['id'], ok: { '200': z.object({ webhook: z.unknown(), secret: z.string() }) }, errors: ['400', '404', '503'] } },
+  '/webhooks/{id}/pause': { post: { summary: 'Hold deliveries (they retry until resumed or dead).', path: ['id'], ok: { '200': z.object({ webhook: z.unknown() }) }, errors: ['400', '404', '503'] } },
+  '/webhooks/{id}/resume': { post: { summary: 'Deliver again.', path: ['id'], ok: { '200': z.object({ webhook: z.unknown() }) }, errors: ['400', '404', '503'] } },
+  '/webhooks/{id}/deliveries': { get: { summary: 'The webhook\'s deliveries (jobs of queue spool.webhooks), newest first; state=dead is its dead-letter queue.', path: ['id'], query: deliveriesQuery, ok: { '200': jobPageResponse }, errors: ['400', '404', '503'] } },
+  '/webhooks/{id}/replay': { post: { summary: 'Run the webhook\'s dead deliveries again.', path: ['id'], ok: { '200': replayResponse }, errors: ['400', '404', '503'] } },
   '/healthz': { get: { summary: 'The process is alive.', ok: { '200': healthResponse }, errors: [] } },
   '/readyz': {
     get: { summary: 'Database reachable, migrations current, listener connected (where workers run).', ok: { '200': readyResponse }, errors: ['503'] },
@@ -208,7 +245,7 @@ export function openApiDocument(version: string): object {
       ];
       const responses: Record<string, unknown> = {};
       for (const [status, schema] of Object.entries(route.ok)) {
-        responses[status] = { description: status === '201' ? 'created' : 'ok', content: { 'application/json': { schema: schemaOf(schema!, 'output') } } };
+        responses[status] = { description: status === '201' ? 'created' : 'ok', content: { [route.contentType ?? 'application/json']: { schema: schemaOf(schema!, 'output') } } };
       }
       for (const status of route.errors) {
         responses[status] = { description: ERROR_TEXT[status], content: { 'application/json': { schema: { $ref: '#/components/schemas/Problem' } } } };

@@ -64,6 +64,7 @@ export function problemFor(error: unknown): { status: ContentfulStatusCode; prob
   if (error instanceof ScheduleNotFoundError) return make(404, 'not_found', error.message);
   if (error instanceof IllegalTransitionError) return make(409, 'illegal_transition', error.message);
   if (error instanceof UniqueConflictError) return make(409, 'unique_conflict', error.message);
+  if (error instanceof SpoolError && error.code === 'not_found') return make(404, 'not_found', error.message);
   if (error instanceof SpoolError) return make(400, error.code, error.message);
   if (error instanceof HTTPException) return make(error.status as ContentfulStatusCode, 'http_error', error.message);
   if (isDataException(error)) {

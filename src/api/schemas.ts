@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ROLES } from '../auth/keys.js';
 import { JOB_STATES, type Job } from '../job.js';
-import { jobIdTextSchema, kindSchema, queueSchema, timestampTextSchema } from '../job-fields.js';
+import { groupSchema, jobIdTextSchema, kindSchema, queueSchema, timestampTextSchema } from '../job-fields.js';
+import { EVENT_TYPES } from '../queries/events.js';
 import { jobOptionFields, oneWhen, runAtTextSchema } from '../job-options.js';
 import { LIST_LIMIT_MAX, listFilterSchema } from '../queries/list.js';
 
@@ -45,6 +46,37 @@ export const listQuery = z.strictObject({
   limit: wholeText(`expected a whole number from 1 to ${LIST_LIMIT_MAX}`).describe(`page size (50; at most ${LIST_LIMIT_MAX})`),
   cursor: listFilterSchema.shape.cursor.describe('nextCursor of the previous page'),
   order: listFilterSchema.shape.order.describe('by id: desc (newest first, default) or asc'),
+});
+
+/** The longest `?wait=` an HTTP request may hold (5 minutes). */
+export const HTTP_WAIT_MS_MAX = 300_000;
+const WAIT_TEXT = /^([0-9]{1,7})(ms|s|m)?$/;
+const WAIT_RULE = `expected a duration such as 500ms, 30s or 2m (a bare number is seconds), at most ${HTTP_WAIT_MS_MAX / 1000}s`;
+
+/** `?wait=`: hold the answer until the job finishes or this long passes. */
+export const waitQuery = z.strictObject({
+  wait: z
+    .string()
+    .regex(WAIT_TEXT, { error: WAIT_RULE })
+    .transform((text) => {
+      const [, amount, unit] = WAIT_TEXT.exec(text)!;
+      return Number(amount) * (unit === 'ms' ? 1 : unit === 'm' ? 60_000 : 1_000);
+    })
+    .pipe(z.number().max(HTTP_WAIT_MS_MAX, { error: WAIT_RULE }))
+    .optional()
+    .describe(`hold the answer until the job is completed, dead or cancelled, or this long passes (then the job as it is, timedOut: true): 500ms, 30s, 2m; at most ${HTTP_WAIT_MS_MAX / 1000}s`),
+});
+
+/** `GET /events` query parameters (lists are comma-separated). */
+export const eventsQuery = z.strictObject({
+  queue: oneOrList(queueSchema).describe('only events of jobs in these queues, comma-separated'),
+  kind: oneOrList(kindSchema).describe('only these kinds, comma-separated'),
+  job: oneOrList(jobIdTextSchema).describe('only these job ids, comma-separated'),
+  group: oneOrList(groupSchema).describe('only jobs of these groups, comma-separated'),
+  state: oneOrList(z.enum(EVENT_TYPES, { error: `expected ${EVENT_TYPES.join(', ')} (comma-separated for several)` })).describe(
+    `only these changes: ${EVENT_TYPES.join(', ')}, comma-separated`,
+  ),
+  after: z.string().max(64).optional().describe('replay from just after this event id (as Last-Event-ID does; the header wins)'),
 });
 
 /** `GET /dead` query parameters. */
@@ -114,12 +146,38 @@ type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A]
 const jobFieldsMatch: SameKeys<z.infer<typeof jobResponse>, Job> = true;
 void jobFieldsMatch;
 
-export const enqueueResponse = z.object({ job: jobResponse, duplicate: z.boolean().describe('true: an unfinished job already held the unique key; this is it') });
+export const enqueueResponse = z.object({
+  job: jobResponse,
+  duplicate: z.boolean().describe('true: an unfinished job already held the unique key; this is it'),
+  timedOut: z.boolean().optional().describe('with ?wait=: true when the wait ended before the job finished (job is as it was then)'),
+});
 export const enqueueBatchResponse = z.object({
   ids: z.array(z.string()).describe('in input order'),
   duplicate: z.array(z.boolean()).describe('per input: true when an unfinished job already held its unique key'),
 });
-export const jobEnvelope = z.object({ job: jobResponse });
+export const jobEnvelope = z.object({
+  job: jobResponse,
+  timedOut: z.boolean().optional().describe('with ?wait=: true when the wait ended before the job finished'),
+});
+
+/** One event of GET /events (the SSE data line) and of a webhook's body. */
+export const eventResponse = z.object({
+  id: z.string().describe('<xid>-<seq>-<pos>: later events compare greater; give it back as Last-Event-ID'),
+  type: z.enum(EVENT_TYPES),
+  at: z.string().describe('when the change was made (database time)'),
+  job: z.object({
+    id: z.string(),
+    queue: z.string(),
+    kind: z.string(),
+    attempt: z.number().int(),
+    group: z.string().nullable(),
+    tenant: z.string().nullable(),
+  }),
+  result: z.unknown().optional().describe('completed: the result, when at most 8 KiB'),
+  resultTruncated: z.boolean().optional(),
+  error: z.unknown().optional().describe('retrying, dead: the attempt\'s error'),
+  progress: z.unknown().optional().describe('progress: the reported value'),
+});
 export const jobPageResponse = z.object({
   jobs: z.array(jobResponse),
   nextCursor: z.string().nullable(),
@@ -162,6 +220,7 @@ export const pruneResponse = z.object({
   deferred: z.array(z.string()).describe('due partitions whose lock was busy: dropped at a later run'),
   deleted: z.number().int().describe('expired rows deleted in batches (dry run: how many are expired)'),
   auditDeleted: z.number().int().describe('audit rows past the audit retention (90 days), deleted'),
+  eventsDeleted: z.number().int().describe('job_events rows past the events retention (1 day), deleted'),
   retentionSeconds: z.record(z.string(), z.number()).describe('longest retention per state'),
 });
 export const queueStateResponse = z.object({ queue: z.string(), paused: z.boolean() });

@@ -21,6 +21,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerSchedules } from './commands/schedules.js';
 import { registerLimits } from './commands/limits.js';
 import { registerKeys } from './commands/keys.js';
+import { registerWebhooks } from './commands/webhooks.js';
 import { registerAudit } from './commands/audit.js';
 
 const program = new Command()
@@ -49,6 +50,7 @@ registerPrune(program);
 registerDoctor(program);
 registerSchedules(program);
 registerKeys(program);
+registerWebhooks(program);
 registerAudit(program);
 registerLimits(program);
 registerConfig(program);

@@ -1,3 +1,6 @@
+import { WEBHOOK_QUEUE, webhookDeliveryJob } from '../webhooks/delivery.js';
+import type { Spool } from '../client.js';
+import type { AnyJobDefinition } from '../job.js';
 import type { Command } from 'commander';
 import type { SpoolConfig } from '../config.js';
 import { ValidationError } from '../errors.js';
@@ -32,12 +35,18 @@ export function requireTasks(config: SpoolConfig): string {
 /** The worker options the configuration sets. */
 export function workerSettings(config: SpoolConfig): Partial<WorkerOptions> {
   return {
-    ...(config.queues !== undefined ? { queues: config.queues } : {}),
+    // The built-in webhook deliveries (withWebhookDelivery) run wherever workers do.
+    ...(config.queues !== undefined ? { queues: [...new Set([...config.queues, WEBHOOK_QUEUE])] } : {}),
     concurrency: config.concurrency,
     removeOnComplete: config.removeOnComplete,
     logPayloads: config.logPayloads,
     shutdownGraceMs: config.shutdownGraceMs,
   };
+}
+
+/** The task folder's jobs and the built-in one that delivers webhooks (docs/events.md). */
+export function withWebhookDelivery(spool: Spool, jobs: AnyJobDefinition[], config: SpoolConfig): AnyJobDefinition[] {
+  return [...jobs, webhookDeliveryJob(spool, { allowPrivate: config.webhookAllowPrivate === true }) as unknown as AnyJobDefinition];
 }
 
 /** Resolves with the signal's name once SIGTERM or SIGINT arrives (each handler removed after). */

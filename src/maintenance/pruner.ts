@@ -36,6 +36,8 @@ export interface PruneReport {
   deleted: number;
   /** Audit rows past the audit retention, deleted (dry run: how many are). */
   auditDeleted: number;
+  /** job_events rows past the events retention, deleted (dry run: how many are). */
+  eventsDeleted: number;
   /** Retention per state, in seconds (the longest of the defaults and the queues' overrides). */
   retentionSeconds: Record<string, number>;
 }
@@ -58,7 +60,7 @@ export async function prune(executor: Executor, q: string, schema: string, optio
   const dryRun = options.dryRun ?? false;
   const batch = options.batch ?? PRUNE_BATCH_DEFAULT;
   const maxBatches = options.maxBatches ?? PRUNE_BATCHES_MAX_DEFAULT;
-  const report: PruneReport = { dryRun, created: [], moved: 0, dropped: [], deferred: [], deleted: 0, auditDeleted: 0, retentionSeconds: {} };
+  const report: PruneReport = { dryRun, created: [], moved: 0, dropped: [], deferred: [], deleted: 0, auditDeleted: 0, eventsDeleted: 0, retentionSeconds: {} };
   if (!dryRun) {
     const rows = await executor.query<{ name: string }>(createPartitionsSql(q), [options.partitionsAhead ?? PARTITIONS_AHEAD_DEFAULT]);
     report.created = rows.map((row) => row.name);
@@ -93,22 +95,33 @@ export async function prune(executor: Executor, q: string, schema: string, optio
       if (deleted < batch) break;
     }
   }
-  // The audit log keeps the defaults row's `audit` retention (sql/0010).
-  const expiredAudit = `FROM ${q}.audit_log WHERE at < now() - (SELECT audit FROM ${q}.retention WHERE queue = '*')`;
-  if (dryRun) {
-    report.auditDeleted = Number((await executor.query<{ n: string }>(`SELECT count(*) AS n ${expiredAudit}`, []))[0]?.n ?? 0);
-  } else {
-    for (let i = 0; i < maxBatches; i++) {
-      const [row] = await executor.query<{ deleted: number }>(
-        `WITH gone AS (DELETE FROM ${q}.audit_log WHERE id IN (SELECT id ${expiredAudit} ORDER BY id LIMIT $1) RETURNING 1)
-         SELECT count(*)::int AS deleted FROM gone`,
-        [batch],
-      );
-      report.auditDeleted += row?.deleted ?? 0;
-      if ((row?.deleted ?? 0) < batch) break;
-    }
-  }
+  // The audit log and the event record keep the defaults row's `audit` (sql/0010) and `events` (sql/0013) retentions.
+  report.auditDeleted = await pruneByAge(executor, { table: `${q}.audit_log`, key: 'id', retention: `(SELECT audit FROM ${q}.retention WHERE queue = '*')` }, dryRun, batch, maxBatches);
+  report.eventsDeleted = await pruneByAge(executor, { table: `${q}.job_events`, key: 'xid, seq', retention: `(SELECT events FROM ${q}.retention WHERE queue = '*')` }, dryRun, batch, maxBatches);
   return report;
+}
+
+/** Deletes (or, in a dry run, counts) the rows of a table older than a retention, by `at`, in batches. */
+async function pruneByAge(
+  executor: Executor,
+  target: { table: string; key: string; retention: string },
+  dryRun: boolean,
+  batch: number,
+  maxBatches: number,
+): Promise<number> {
+  const expired = `FROM ${target.table} WHERE at < now() - ${target.retention}`;
+  if (dryRun) return Number((await executor.query<{ n: string }>(`SELECT count(*) AS n ${expired}`, []))[0]?.n ?? 0);
+  let total = 0;
+  for (let i = 0; i < maxBatches; i++) {
+    const [row] = await executor.query<{ deleted: number }>(
+      `WITH gone AS (DELETE FROM ${target.table} WHERE (${target.key}) IN (SELECT ${target.key} ${expired} LIMIT $1) RETURNING 1)
+       SELECT count(*)::int AS deleted FROM gone`,
+      [batch],
+    );
+    total += row?.deleted ?? 0;
+    if ((row?.deleted ?? 0) < batch) break;
+  }
+  return total;
 }
 
 /**

@@ -6,7 +6,9 @@ export type Notification =
   | { type: 'jobs'; queues: string[] | null; scheduled: boolean }
   | { type: 'cancel'; ids: string[] }
   /** A flow limit changed (sql/0006): reload which queues are under flow control. */
-  | { type: 'flow' };
+  | { type: 'flow' }
+  /** Job events were recorded (sql/0013; sent only while a process is registered in event_listeners). */
+  | { type: 'events' };
 
 export interface ListenerOptions {
   channel: string;
@@ -153,8 +155,10 @@ export class Listener {
     if (channel !== this.#options.channel) return;
     let message: Notification;
     try {
-      const parsed = JSON.parse(payload) as { queues?: unknown; scheduled?: unknown; cancel?: unknown; flow?: unknown };
-      if (parsed.flow === true) {
+      const parsed = JSON.parse(payload) as { queues?: unknown; scheduled?: unknown; cancel?: unknown; flow?: unknown; events?: unknown };
+      if (parsed.events === true) {
+        message = { type: 'events' };
+      } else if (parsed.flow === true) {
         message = { type: 'flow' };
       } else if (Array.isArray(parsed.cancel)) {
         message = { type: 'cancel', ids: parsed.cancel.map(String) };

@@ -1,3 +1,4 @@
+import { recordEventsSql } from './events.js';
 import { underFlowControl } from './flow.js';
 
 // Times come back as epoch milliseconds, not timestamptz: per row, the server prints a
@@ -23,7 +24,8 @@ const EPOCH_MS = (column: string) => `(date_part('epoch', ${column}) * 1000)`;
  * and committed meanwhile but is still available), the TID scan does not see
  * it and the job simply stays available for the next claim.
  * $1 queues text[], $2 kinds text[], $3 limit, $4 worker id, $5 lease ms.
- * `startedAt` also returns started_ms, for the wait-time metric.
+ * `startedAt` also returns started_ms, for the wait-time metric. Records
+ * `started` for the claimed jobs (one job_events row).
  */
 export function claimSql(q: string, options: { startedAt?: boolean } = {}): string {
   return `
@@ -45,7 +47,7 @@ WITH active AS (
     ) c
    ORDER BY c.priority, c.run_at, c.id
    LIMIT $3
-)
+), claimed AS (
 UPDATE ${q}.jobs j
    SET state = 'running',
        attempt = j.attempt + 1,
@@ -54,7 +56,13 @@ UPDATE ${q}.jobs j
        started_at = now()
  WHERE j.ctid = ANY(ARRAY(SELECT ctid FROM picked))
 RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.attempt, j.max_attempts, j.timeout_ms, j.metadata,
-          ${EPOCH_MS('j.run_at')} AS run_at_ms, ${EPOCH_MS('j.created_at')} AS created_at_ms${options.startedAt ? `, ${EPOCH_MS('j.started_at')} AS started_ms` : ''}`;
+          ${EPOCH_MS('j.run_at')} AS run_at_ms, ${EPOCH_MS('j.created_at')} AS created_at_ms${options.startedAt ? `, ${EPOCH_MS('j.started_at')} AS started_ms` : ''},
+          j.group_key, j.tenant
+), recorded AS (
+  ${recordEventsSql(q, 'claimed', "'started'")}
+)
+SELECT id, queue, kind, payload, priority, attempt, max_attempts, timeout_ms, metadata, run_at_ms, created_at_ms${options.startedAt ? ', started_ms' : ''}
+  FROM claimed`;
 }
 
 /** How many waiting jobs per queue the startup check looks at. */

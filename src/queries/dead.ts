@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
-import { JOB_ID_RULE, jobIdTextSchema, kindSchema, queueSchema, storableDateSchema, tenantSchema } from '../job-fields.js';
+import { JOB_ID_RULE, groupSchema, jobIdTextSchema, kindSchema, queueSchema, storableDateSchema, tenantSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 import type { JobRow } from '../job.js';
 import { restoreSql } from './history.js';
@@ -20,6 +20,8 @@ export const deadFilterSchema = z.strictObject({
     .optional(),
   queue: queueSchema.optional(),
   kind: kindSchema.optional(),
+  /** Jobs of this group. */
+  group: groupSchema.optional(),
   /** Jobs that died before this time. */
   finishedBefore: storableDateSchema('expected a valid Date').optional(),
   /** Only this tenant's jobs (the API sets it from a tenant-bound key). */
@@ -44,6 +46,7 @@ function selectedDead(eb: DeadJobs, filter: DeadFilter) {
     ...(f.ids ? [sql<boolean>`j.id = ANY(${f.ids.map(String)}::bigint[])`] : []),
     ...(f.queue ? [eb('j.queue', '=', f.queue)] : []),
     ...(f.kind ? [eb('j.kind', '=', f.kind)] : []),
+    ...(f.group ? [eb('j.group_key', '=', f.group)] : []),
     ...(f.finishedBefore ? [eb('j.finished_at', '<', f.finishedBefore)] : []),
     ...(f.tenant !== undefined ? [eb('j.tenant', '=', f.tenant)] : []),
   ]);

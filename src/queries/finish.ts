@@ -1,5 +1,6 @@
 import { stillRunning } from './fence.js';
 import { archiveSql } from './history.js';
+import { historyEventSql, recordEventsSql } from './events.js';
 
 /**
  * Finish: the buffered outcomes of many attempts, written in one statement.
@@ -17,8 +18,13 @@ import { archiveSql } from './history.js';
  * final state (a completed job with `remove` set gets no history row:
  * removeOnComplete). A retry or a release updates the row in place.
  * Wakes the promoter when a retry was scheduled and workers when a job was
- * released. Locks: the finished rows. Index: the primary key; writes the
+ * released. Records each change (completed, dead, cancelled, retrying,
+ * released) in job_events, in this statement. Locks: the finished rows. Index: the primary key; writes the
  * history day partition's heap and id index.
+ *
+ * `removals`: the batch has outcomes with `remove` (their completions are
+ * recorded as events here, having no history row); without, the statement
+ * does not look for them (a pass over every finished row saved).
  *
  * Returns only the exceptions, one row per outcome that is not a completion
  * written as asked: the state every other outcome left its job in (a
@@ -27,7 +33,7 @@ import { archiveSql } from './history.js';
  * server formats, and the worker parses, nothing per completed job.
  * $1 outcomes (JSON array), $2 worker id, $3 channel.
  */
-export function finishSql(q: string): string {
+export function finishSql(q: string, options: { removals?: boolean } = {}): string {
   // The next state, from the outcome and the row as it is now (inlined, not joined in a CTE
   // first: that costs a second primary-key lookup per outcome). Each half also filters on the
   // outcome alone, which the planner applies to the input before looking rows up: a completion
@@ -45,6 +51,9 @@ export function finishSql(q: string): string {
            ELSE (CASE WHEN jsonb_array_length(${row}.errors) >= 20 THEN ${row}.errors - 0 ELSE ${row}.errors END)
                 || jsonb_build_array(jsonb_build_object('attempt', ${attempt}, 'at', now()) || ${error})
          END`;
+  // Rows that get a history row (a removed completion gets none).
+  const kept = `finished.x_remove IS NOT TRUE OR finished.next_state <> 'completed'`;
+  const history = historyEventSql(q, `SELECT 1 FROM finished WHERE ${kept}`);
   const fenced = `j.id = x.id
      AND ${stillRunning('j')}
      AND j.worker_id = $2
@@ -62,7 +71,7 @@ WITH input AS (
      AND ${next} IN ('completed', 'dead', 'cancelled')
   RETURNING j.*, CAST(${next} AS ${q}.job_state) AS next_state, x.outcome AS x_outcome, x.result AS x_result,
             x.error AS x_error, x.remove AS x_remove
-), archived AS (
+), ${history.before}, archived AS (
   ${archiveSql(q, 'finished', {
     state: 'finished.next_state',
     result: `CASE WHEN finished.x_outcome = 'completed' THEN finished.x_result ELSE finished.result END`,
@@ -70,8 +79,8 @@ WITH input AS (
     finished_at: 'now()',
     worker_id: 'NULL',
     lease_expires_at: 'NULL',
-  }, `finished.x_remove IS NOT TRUE OR finished.next_state <> 'completed'`)}
-), done AS (
+  }, kept, history.eventSeq)}
+), ${history.after}, done AS (
   UPDATE ${q}.jobs j
      SET state = CAST(${next} AS ${q}.job_state),
          attempt = CASE WHEN x.outcome = 'released' THEN j.attempt - 1 ELSE j.attempt END,
@@ -86,7 +95,14 @@ WITH input AS (
    WHERE ${fenced}
      AND x.outcome <> 'completed'
      AND ${next} IN ('scheduled', 'available')
-  RETURNING j.id, x.attempt, j.state, j.queue
+  RETURNING j.id, x.attempt, j.state, j.queue, j.kind, j.group_key, j.tenant
+), changed AS (
+  SELECT id, attempt, queue, kind, group_key, tenant, CASE state WHEN 'scheduled' THEN 'retrying' ELSE 'released' END AS change, false AS webhook FROM done${options.removals ? `
+  UNION ALL
+  -- Completions whose row is removed (removeOnComplete) have no history row to record them.
+  SELECT id, attempt, queue, kind, group_key, tenant, 'completed', metadata ? 'webhook' FROM finished WHERE NOT (${kept})` : ''}
+), recorded AS (
+  ${recordEventsSql(q, 'changed', 'changed.change', { hooked: 'changed.webhook' })}
 ), wake AS (
   SELECT pg_notify($3::text, json_build_object(
            'queues', array_agg(DISTINCT queue) FILTER (WHERE state = 'available'),

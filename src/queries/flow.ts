@@ -1,3 +1,4 @@
+import { recordEventsSql } from './events.js';
 /**
  * Flow control in the claim (sql/0006, docs/flow-control.md). A queue is
  * under flow control when it has a `limits` row of its own (a limit, or
@@ -30,7 +31,17 @@ export function flowQueuesSql(q: string): string {
  * flowGroupsSql a moment ago; null: looked up in the claim).
  */
 export function claimFlowSql(q: string): string {
-  return `SELECT * FROM ${q}.claim_flow($1::text, $2::text[], $3::integer, $4::text, $5::integer, $6::text[])`;
+  // The function claims; the statement records `started` for what it claimed (the hint row has no id).
+  return `
+WITH claimed AS (
+  SELECT * FROM ${q}.claim_flow($1::text, $2::text[], $3::integer, $4::text, $5::integer, $6::text[])
+), started AS (
+  SELECT c.id, c.attempt, c.queue, c.kind, c.group_key, j.tenant
+    FROM claimed c JOIN ${q}.jobs j ON j.id = c.id::bigint
+), recorded AS (
+  ${recordEventsSql(q, 'started', "'started'")}
+)
+SELECT * FROM claimed`;
 }
 
 /** The groups with jobs waiting in queue $1 ('' for none): one index descent per group. */

@@ -24,9 +24,14 @@ function selectList(source: string, overrides: Partial<Record<JobColumn, string>
  * returned, with `overrides` (SQL expressions) for the columns that change
  * as the job finishes. Writes the heap and the day partition's id index.
  */
-export function archiveSql(q: string, source: string, overrides: Partial<Record<JobColumn, string>>, where = 'true'): string {
-  return `INSERT INTO ${q}.job_history (${JOB_COLUMNS.join(', ')})
+export function archiveSql(q: string, source: string, overrides: Partial<Record<JobColumn, string>>, where = 'true', eventSeq?: string): string {
+  if (!eventSeq) {
+    return `INSERT INTO ${q}.job_history (${JOB_COLUMNS.join(', ')})
   SELECT ${selectList(source, overrides)} FROM ${source} WHERE ${where}`;
+  }
+  // event_seq: the statement's `finished` event row (historyEventSql), one value for every row.
+  return `INSERT INTO ${q}.job_history (${JOB_COLUMNS.join(', ')}, event_seq)
+  SELECT ${selectList(source, overrides)}, ${eventSeq} FROM ${source} WHERE ${where}`;
 }
 
 /** `INSERT INTO jobs … SELECT … FROM <source>`: finished jobs back into the hot table, keeping their ids. */

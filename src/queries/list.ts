@@ -2,7 +2,7 @@ import { Kysely, sql, type SelectQueryBuilder } from 'kysely';
 import { z } from 'zod';
 import { ValidationError, toFieldIssues } from '../errors.js';
 import { JOB_STATES, type JobRow } from '../job.js';
-import { STORABLE_TEXT_RULE, isJobIdText, kindSchema, queueSchema, storableDateSchema, storableText, tenantSchema } from '../job-fields.js';
+import { STORABLE_TEXT_RULE, groupSchema, isJobIdText, kindSchema, queueSchema, storableDateSchema, storableText, tenantSchema } from '../job-fields.js';
 import type { Database } from '../db/tables.js';
 
 /** Jobs per page when `limit` is not given. */
@@ -28,6 +28,8 @@ export const listFilterSchema = z.strictObject({
   kind: oneOrMany(kindSchema, 'expected a kind').optional(),
   /** Only this tenant's jobs (the API sets it from a tenant-bound key). */
   tenant: tenantSchema.optional(),
+  /** Jobs of this group. */
+  group: groupSchema.optional(),
   /** Jobs carrying this tag. */
   tag: z.string().min(1).max(128).refine(storableText, { error: STORABLE_TEXT_RULE }).optional(),
   /** created_at >= createdAfter. */
@@ -102,6 +104,7 @@ export function buildListQuery(
   if (f.queue !== undefined) query = query.where('queue', 'in', asArray(f.queue));
   if (f.kind !== undefined) query = query.where('kind', 'in', asArray(f.kind));
   if (f.tenant !== undefined) query = query.where('tenant', '=', f.tenant);
+  if (f.group !== undefined) query = query.where('group_key', '=', f.group);
   if (f.tag !== undefined) query = query.where(sql<boolean>`tags @> ARRAY[${f.tag}]::text[]`);
   if (f.createdAfter !== undefined) query = query.where('created_at', '>=', f.createdAfter);
   if (f.createdBefore !== undefined) query = query.where('created_at', '<', f.createdBefore);

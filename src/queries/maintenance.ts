@@ -1,4 +1,5 @@
 import { archiveSql } from './history.js';
+import { historyEventSql, recordEventsSql } from './events.js';
 
 /**
  * Leader-only statements: promote, reap, forget dead workers, and the leader
@@ -50,6 +51,7 @@ export function reapSql(q: string): string {
                   || jsonb_build_array(jsonb_build_object(
                        'attempt', ${row}.attempt, 'at', now(),
                        'message', format('lease expired: worker %s stopped heartbeating', ${lost})))`;
+  const history = historyEventSql(q, 'SELECT 1 FROM ended');
   return `
 WITH expired AS (
   SELECT id FROM ${q}.jobs
@@ -70,9 +72,9 @@ WITH expired AS (
    USING plan p
    WHERE j.id = p.id AND j.state = 'running' AND p.next_state IN ('dead', 'cancelled')
   RETURNING j.*, p.next_state, p.lost_worker
-), archived AS (
-  ${archiveSql(q, 'ended', { state: 'ended.next_state', errors: lostError('ended', 'ended.lost_worker'), finished_at: 'now()', worker_id: 'NULL', lease_expires_at: 'NULL' })}
-), retried AS (
+), ${history.before}, archived AS (
+  ${archiveSql(q, 'ended', { state: 'ended.next_state', errors: lostError('ended', 'ended.lost_worker'), finished_at: 'now()', worker_id: 'NULL', lease_expires_at: 'NULL' }, 'true', history.eventSeq)}
+), ${history.after}, retried AS (
   UPDATE ${q}.jobs j
      SET state = p.next_state,
          run_at = now() + least($3::double precision, $2 * power(2, least(j.attempt - 1, 40)))
@@ -82,7 +84,9 @@ WITH expired AS (
          lease_expires_at = NULL
     FROM plan p
    WHERE j.id = p.id AND j.state = 'running' AND p.next_state = 'scheduled'
-  RETURNING j.id, j.state, j.queue, j.kind, j.attempt, p.lost_worker
+  RETURNING j.id, j.state, j.queue, j.kind, j.attempt, p.lost_worker, j.group_key, j.tenant
+), recorded AS (
+  ${recordEventsSql(q, 'retried', "'retrying'")}
 ), reaped AS (
   SELECT id, next_state AS state, queue, kind, attempt, lost_worker FROM ended
   UNION ALL

@@ -4,7 +4,8 @@
  * changed row, so a job that moved on meanwhile is left alone.
  * Locks: the one job row. Index: the primary key.
  */
-import { archiveSql, restoreSql } from './history.js';
+import { archiveSql, JOB_COLUMNS, restoreSql } from './history.js';
+import { historyEventSql } from './events.js';
 
 /** States a job can be cancelled from. */
 export const CANCELLABLE_STATES = ['scheduled', 'available', 'running'] as const;
@@ -19,6 +20,7 @@ export const RETRYABLE_STATES = ['completed', 'dead', 'cancelled'] as const;
  * Returns the job as it now is. $1 job id, $2 channel, $3 tenant (null: any).
  */
 export function cancelSql(q: string): string {
+  const history = historyEventSql(q, 'SELECT 1 FROM moved');
   return `
 WITH flagged AS (
   UPDATE ${q}.jobs
@@ -27,10 +29,10 @@ WITH flagged AS (
   RETURNING *
 ), moved AS (
   DELETE FROM ${q}.jobs WHERE id = $1::bigint AND state IN ('scheduled', 'available') AND ($3::text IS NULL OR tenant = $3) RETURNING *
-), archived AS (
-  ${archiveSql(q, 'moved', { state: `'cancelled'`, finished_at: 'now()', cancel_requested_at: 'coalesce(moved.cancel_requested_at, now())' })}
-  RETURNING *
-)
+), ${history.before}, archived AS (
+  ${archiveSql(q, 'moved', { state: `'cancelled'`, finished_at: 'now()', cancel_requested_at: 'coalesce(moved.cancel_requested_at, now())' }, 'true', history.eventSeq)}
+  RETURNING ${JOB_COLUMNS.join(', ')}
+), ${history.after}
 SELECT flagged.*, (SELECT true FROM pg_notify($2::text, json_build_object('cancel', json_build_array(flagged.id::text))::text)) AS notified
   FROM flagged
 UNION ALL

@@ -53,6 +53,7 @@ export class Completer {
   readonly counters = { completed: 0, scheduled: 0, dead: 0, cancelled: 0, available: 0, stale: 0, flushes: 0, errors: 0 };
   readonly #executor: Executor;
   readonly #sql: string;
+  readonly #sqlWithRemovals: string;
   readonly #workerId: string;
   readonly #channel: string;
   readonly #flushMs: number;
@@ -83,6 +84,7 @@ export class Completer {
   }) {
     this.#executor = options.executor;
     this.#sql = finishSql(options.quotedSchema);
+    this.#sqlWithRemovals = finishSql(options.quotedSchema, { removals: true });
     this.#workerId = options.workerId;
     this.#channel = options.channel;
     this.#flushMs = options.flushMs ?? COMPLETION_FLUSH_MS_DEFAULT;
@@ -167,7 +169,9 @@ export class Completer {
   async #apply(batch: Outcome[]): Promise<void> {
     let rows: FinishException[];
     try {
-      rows = await this.#executor.query(this.#sql, [JSON.stringify(batch), this.#workerId, this.#channel]);
+      // Removed completions need their own event record (they get no history row): only batches with one pay for it.
+      const statement = batch.some((o) => o.remove === true) ? this.#sqlWithRemovals : this.#sql;
+      rows = await this.#executor.query(statement, [JSON.stringify(batch), this.#workerId, this.#channel]);
     } catch (error) {
       // Keep them: they are written on the next try, or the lease expires and the job runs again.
       this.#failures++;

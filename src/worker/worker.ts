@@ -14,6 +14,7 @@ import { Pruner } from '../maintenance/pruner.js';
 import { Scheduler } from '../maintenance/scheduler.js';
 import { isScheduleDefinition, type ScheduleDefinition } from '../schedules/schedule.js';
 import { Listener, LISTENER_CHECK_INTERVAL_DEFAULT, type Notification } from '../notify/listener.js';
+import { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { SpoolMetrics, type JobSeries } from '../observability/metrics.js';
 import { tracingEnabled } from '../observability/tracing.js';
@@ -33,6 +34,8 @@ export const ABANDON_AFTER_MS_DEFAULT = 5_000;
 export const SHUTDOWN_GRACE_MS_DEFAULT = 30_000;
 export const PROMOTE_INTERVAL_MAX_DEFAULT = 1_000;
 export const WORKER_POOL_SIZE_DEFAULT = 5;
+/** Most one progress write per attempt this often (ms). */
+export const PROGRESS_INTERVAL_MS_DEFAULT = 1_000;
 /** Claim statements a worker keeps in flight at once: one runs in the database while the last one's rows are started. */
 const CLAIMS_IN_FLIGHT = 2;
 /** Most jobs a worker claims ahead of its free slots. */
@@ -75,7 +78,9 @@ const workerOptionsSchema = z.strictObject({
   abandonAfterMs: ms('abandonAfterMs', 0).optional(),
   shutdownGraceMs: ms('shutdownGraceMs', 0).optional(),
   listenerCheckMs: ms('listenerCheckMs', 10).optional(),
+  progressIntervalMs: ms('progressIntervalMs', 0).optional(),
   maintenance: z.boolean().optional(),
+  webhooks: z.boolean().optional(),
   promoteIntervalMaxMs: ms('promoteIntervalMaxMs', 10).optional(),
   reapIntervalMs: ms('reapIntervalMs', 10).optional(),
   pruneIntervalMs: ms('pruneIntervalMs', 10).optional(),
@@ -139,8 +144,20 @@ export interface WorkerOptions {
   shutdownGraceMs?: number;
   /** How often the LISTEN connection checks it still listens (30,000). */
   listenerCheckMs?: number;
+  /**
+   * Most one progress write (and `progress` event) per attempt this often
+   * (1,000): `ctx.progress()` called faster keeps only the last value, written
+   * when the interval ends. 0 writes every call.
+   */
+  progressIntervalMs?: number;
   /** Take part in leader election for promotion and reaping (true). */
   maintenance?: boolean;
+  /**
+   * As the maintenance leader, turn recorded events into webhook deliveries
+   * (true; docs/events.md). The deliveries run in workers that have
+   * `webhookDeliveryJob(spool)` among their jobs (`spool serve` and `spool work` do).
+   */
+  webhooks?: boolean;
   /** The promoter sleeps until the next due job, at most this long (1,000). */
   promoteIntervalMaxMs?: number;
   /** How often the leader looks for expired leases (leaseMs / 6, at most 5,000). */
@@ -209,7 +226,7 @@ export class Worker {
   readonly #pool: postgres.Sql;
   readonly #executor: Executor;
   readonly #log: Logger;
-  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'schedules' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'pruneIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics'>> & {
+  readonly #options: Required<Omit<WorkerOptions, 'jobs' | 'schedules' | 'queues' | 'logger' | 'workerId' | 'reapIntervalMs' | 'pruneIntervalMs' | 'asyncCommit' | 'poolSize' | 'metrics' | 'webhooks'>> & {
     reapIntervalMs: number;
   };
   readonly #definitions: Map<string, AnyJobDefinition>;
@@ -224,12 +241,15 @@ export class Worker {
   readonly #metrics: SpoolMetrics | undefined;
   #untrackGauges: Array<() => void> = [];
   readonly #listener: Listener;
+  /** Progress writes per attempt (`id:attempt`): when the last was written, and the value waiting for the interval to end. */
+  readonly #progressWrites = new Map<string, { lastAt: number; pending: { text: string; done: Promise<void> } | undefined }>();
   readonly #heartbeat: Heartbeat;
   readonly #completer: Completer;
   readonly #elector: LeaderElector | undefined;
   readonly #promoter: Promoter | undefined;
   readonly #reaper: Reaper | undefined;
   readonly #pruner: Pruner | undefined;
+  readonly #dispatcher: WebhookDispatcher | undefined;
   readonly #scheduler: Scheduler | undefined;
   readonly #schedules: ScheduleDefinition[];
   // flushes and staleWrites are the completer's own counters, added in `stats`.
@@ -322,6 +342,7 @@ export class Worker {
       handleSignals: options.handleSignals ?? true,
       removeOnComplete: options.removeOnComplete ?? false,
       logPayloads: options.logPayloads ?? false,
+      progressIntervalMs: options.progressIntervalMs ?? PROGRESS_INTERVAL_MS_DEFAULT,
     };
     if (this.#options.heartbeatMs >= leaseMs) {
       throw new ValidationError([{ path: 'heartbeatMs', message: `must be less than leaseMs (${leaseMs}); a third of it is a good value` }]);
@@ -406,6 +427,7 @@ export class Worker {
       });
       this.#scheduler = new Scheduler({ sql: this.#pool, quotedSchema: q, log: this.#log });
       this.#pruner = new Pruner({ executor, quotedSchema: q, schema: spool.schema, intervalMs: options.pruneIntervalMs, log: this.#log });
+      if (options.webhooks !== false) this.#dispatcher = new WebhookDispatcher({ spool, sql: this.#pool, log: this.#log });
       this.#elector = new LeaderElector({
         executor,
         quotedSchema: q,
@@ -417,11 +439,13 @@ export class Worker {
             this.#promoter!.start();
             this.#reaper!.start();
             this.#pruner!.start();
+            this.#dispatcher?.start();
             this.#scheduler!.start();
           } else {
             void this.#promoter!.stop();
             void this.#reaper!.stop();
             void this.#pruner!.stop();
+            void this.#dispatcher?.stop();
             void this.#scheduler!.stop();
           }
         },
@@ -450,8 +474,8 @@ export class Worker {
   }
 
   /** The background services, for tests that wait for a run. */
-  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; pruner?: Pruner; scheduler?: Scheduler; listener: Listener } {
-    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, pruner: this.#pruner, scheduler: this.#scheduler, listener: this.#listener };
+  get services(): { heartbeat: Heartbeat; leader?: LeaderElector; promoter?: Promoter; reaper?: Reaper; pruner?: Pruner; scheduler?: Scheduler; listener: Listener; dispatcher?: WebhookDispatcher } {
+    return { heartbeat: this.#heartbeat, leader: this.#elector, promoter: this.#promoter, reaper: this.#reaper, pruner: this.#pruner, scheduler: this.#scheduler, listener: this.#listener, dispatcher: this.#dispatcher };
   }
 
   async start(): Promise<void> {
@@ -524,6 +548,7 @@ export class Worker {
     await this.#promoter?.stop();
     await this.#reaper?.stop();
     await this.#pruner?.stop();
+    await this.#dispatcher?.stop();
     await this.#scheduler?.stop();
     await this.#executor.query(this.#statements.unregister, [this.id]).catch(() => {});
     await this.#listener.stop();
@@ -544,6 +569,7 @@ export class Worker {
   }
 
   #onNotification(message: Notification): void {
+    if (message.type === 'events') return;
     if (message.type === 'cancel') {
       this.#abort(message.ids, 'cancel');
       return;
@@ -836,8 +862,42 @@ export class Worker {
     }
   }
 
-  async #progress(id: string, attempt: number, value: unknown): Promise<void> {
-    await this.#executor.query(this.#statements.progress, [id, attempt, JSON.stringify(value ?? null), this.id]);
+  /**
+   * At most one progress write per attempt per progressIntervalMs: a report
+   * within the interval replaces the one waiting and is written when the
+   * interval ends (the last value wins; every caller's promise settles then).
+   */
+  #progress(id: string, attempt: number, value: unknown): Promise<void> {
+    const key = `${id}:${attempt}`;
+    const write = (text: string) => this.#executor.query(this.#statements.progress, [id, attempt, text, this.id]).then(() => {});
+    const now = performance.now();
+    const entry = this.#progressWrites.get(key);
+    const text = JSON.stringify(value ?? null);
+    // Forget the attempt once a write is an interval old (the entry only bounds the rate).
+    const forgetLater = () => setTimeout(() => {
+      const current = this.#progressWrites.get(key);
+      if (current && !current.pending && performance.now() - current.lastAt >= this.#options.progressIntervalMs) this.#progressWrites.delete(key);
+    }, this.#options.progressIntervalMs + 1).unref();
+    if (!entry || (now - entry.lastAt >= this.#options.progressIntervalMs && !entry.pending)) {
+      this.#progressWrites.set(key, { lastAt: now, pending: undefined });
+      forgetLater();
+      return write(text);
+    }
+    if (entry.pending) {
+      entry.pending.text = text;
+      return entry.pending.done;
+    }
+    let settle!: (result: Promise<void>) => void;
+    const done = new Promise<void>((resolve) => (settle = resolve as (result: Promise<void>) => void));
+    const pending = { text, done };
+    entry.pending = pending;
+    setTimeout(() => {
+      entry.pending = undefined;
+      entry.lastAt = performance.now();
+      forgetLater();
+      settle(write(pending.text));
+    }, Math.max(0, entry.lastAt + this.#options.progressIntervalMs - now)).unref();
+    return done;
   }
 
   #schedulePoll(found: boolean): void {

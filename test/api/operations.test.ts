@@ -149,7 +149,7 @@ describe('OpenAPI', () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.0.3');
     expect(Object.keys(res.body.paths).sort()).toEqual(
-      ['/audit', '/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/keys', '/keys/{id}', '/keys/{id}/rotate', '/kinds', '/maintenance/prune', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz', '/groups', '/groups/{name}', '/limits', '/limits/{scope}/{name}', '/schedules', '/schedules/{name}', '/schedules/{name}/pause', '/schedules/{name}/resume', '/schedules/{name}/trigger'].sort(),
+      ['/audit', '/dead', '/dead/replay', '/healthz', '/jobs', '/jobs/batch', '/jobs/{id}', '/jobs/{id}/retry', '/keys', '/keys/{id}', '/keys/{id}/rotate', '/kinds', '/maintenance/prune', '/queues', '/queues/{queue}/pause', '/queues/{queue}/resume', '/readyz', '/groups', '/groups/{name}', '/limits', '/limits/{scope}/{name}', '/schedules', '/schedules/{name}', '/schedules/{name}/pause', '/schedules/{name}/resume', '/schedules/{name}/trigger', '/events', '/webhooks', '/webhooks/{id}', '/webhooks/{id}/rotate', '/webhooks/{id}/pause', '/webhooks/{id}/resume', '/webhooks/{id}/deliveries', '/webhooks/{id}/replay'].sort(),
     );
     const post = res.body.paths['/jobs'].post;
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['kind']);

@@ -20,6 +20,11 @@ export function api(app: Hono<any>): ApiCall {
       (init.headers as Record<string, string>)['content-type'] = contentType ?? 'application/json';
     }
     const res = await app.request(path, init);
+    if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      // A stream does not end: its status and headers are the answer.
+      await res.body?.cancel();
+      return { status: res.status, body: null, headers: res.headers };
+    }
     const text = await res.text();
     let parsed: unknown = text;
     try {

@@ -2,7 +2,7 @@ import type { Context, Hono } from 'hono';
 import type { EnqueueItem } from '../../client.js';
 import { jsonBody, queryOf, type ApiContext, type ApiEnv } from '../app.js';
 import { ApiProblem } from '../problems.js';
-import { enqueueBatchBody, enqueueBody, listQuery } from '../schemas.js';
+import { enqueueBatchBody, enqueueBody, listQuery, waitQuery } from '../schemas.js';
 import { uniqueKeySchema } from '../../job-fields.js';
 import { JobNotFoundError, ValidationError, issuesOf } from '../../errors.js';
 import type { KindCheck } from '../../kinds/catalog.js';
@@ -33,6 +33,7 @@ function withRequestId(metadata: Record<string, unknown> | undefined, requestId:
 /** POST /jobs, POST /jobs/batch, GET /jobs, GET /jobs/:id, DELETE /jobs/:id, POST /jobs/:id/retry. */
 export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
   app.post('/jobs', async (c) => {
+    const { wait } = queryOf(c, waitQuery);
     const { kind, payload, ...options } = await jsonBody(c, enqueueBody);
     const idempotencyKey = c.req.header('idempotency-key');
     if (idempotencyKey !== undefined) {
@@ -48,8 +49,12 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
     checkTenantPayloads(c, ctx, [{ payload, at: '' }]);
     await checkKinds(ctx, [{ kind, payload, at: '' }]);
     const metadata = withRequestId(options.metadata, c.get('requestId'));
-    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata, tenant: requestTenant(c) } as EnqueueItem);
-    return c.json({ job, duplicate }, duplicate ? 200 : 201);
+    const tenant = requestTenant(c);
+    const { job, duplicate } = await ctx.coalescer.enqueue({ job: kind, payload, ...options, metadata, tenant } as EnqueueItem);
+    if (wait === undefined) return c.json({ job, duplicate }, duplicate ? 200 : 201);
+    // Waiting holds no connection: the wait is on this process's one LISTEN.
+    const waited = await ctx.spool.waitFor(job.id, { timeoutMs: wait, tenant, signal: c.req.raw.signal });
+    return c.json({ job: waited.job, duplicate, timedOut: waited.timedOut }, duplicate ? 200 : 201);
   });
 
   app.post('/jobs/batch', async (c) => {
@@ -76,9 +81,12 @@ export function registerJobRoutes(app: Hono<ApiEnv>, ctx: ApiContext): void {
   });
 
   app.get('/jobs/:id', async (c) => {
+    const { wait } = queryOf(c, waitQuery);
     const job = await scoped(c, ctx, (scope) => ctx.spool.getJob(c.req.param('id'), scope));
     if (!job) throw new JobNotFoundError(c.req.param('id'));
-    return c.json({ job });
+    if (wait === undefined) return c.json({ job });
+    const waited = await ctx.spool.waitFor(job.id, { timeoutMs: wait, tenant: requestTenant(c), signal: c.req.raw.signal });
+    return c.json({ job: waited.job, timedOut: waited.timedOut });
   });
 
   app.delete('/jobs/:id', async (c) => c.json({ job: await scoped(c, ctx, (scope) => ctx.spool.cancelJob(c.req.param('id'), scope)) }));

@@ -5,7 +5,7 @@ import { processObservability } from '../observability.js';
 import { loadTaskFolder } from '../../worker/tasks.js';
 import type { Worker } from '../../worker/worker.js';
 import type { ApiServer } from '../../api/server.js';
-import { nextStopSignal, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
+import { nextStopSignal, withWebhookDelivery, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 import { commandConfig } from '../settings.js';
 import { apiSpool, startApi } from './api.js';
 import { redactUrl } from '../../config.js';
@@ -53,7 +53,7 @@ export function registerServe(program: Command): void {
     try {
       await spool.migrate();
       if (config.limits) await spool.limits.applyConfig(config.limits);
-      if (jobs.length > 0) worker = await spool.work({ jobs, schedules, ...workerSettings(config), logger: log, handleSignals: false });
+      worker = await spool.work({ jobs: withWebhookDelivery(spool, jobs, config), schedules, ...workerSettings(config), logger: log, handleSignals: false });
       server = await startApi(config, spool, log, worker ? () => worker!.listening : undefined);
       if (worker) process.stdout.write(`spool serving ${worker.kinds.join(', ')} from ${worker.queues.join(', ')}\n`);
       await nextStopSignal(log);

@@ -4,7 +4,7 @@ import { isPortInUse, startMetricsServer } from '../../observability/metrics-ser
 import { processObservability } from '../observability.js';
 import { loadTaskFolder } from '../../worker/tasks.js';
 import { commandConfig, requireDatabaseUrl } from '../settings.js';
-import { nextStopSignal, requireTasks, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
+import { nextStopSignal, requireTasks, withWebhookDelivery, withWorkerFlags, workerSettings, type WorkerFlags } from '../worker-options.js';
 
 /**
  * `spool work --tasks <dir>`: workers and maintenance for the handlers in a
@@ -38,7 +38,7 @@ export function registerWork(program: Command): void {
           log.info({ host: config.host, port: server.port }, 'metrics on GET /metrics');
         }
         if (config.limits) await spool.limits.applyConfig(config.limits);
-        const worker = await spool.work({ jobs, schedules, ...workerSettings(config), logger: log, handleSignals: false });
+        const worker = await spool.work({ jobs: withWebhookDelivery(spool, jobs, config), schedules, ...workerSettings(config), logger: log, handleSignals: false });
         await nextStopSignal(log);
         await worker.stop();
       } finally {

@@ -1,0 +1,96 @@
+import type { Executor } from '../db/executor.js';
+import { EVENT_RESULT_MAX_BYTES, type EventCursor, type SpoolEvent } from './event.js';
+import type { EventType } from '../queries/events.js';
+
+/** Event rows (statements) read per page, and at most this many events of them. */
+export const EVENT_PAGE_ROWS = 200;
+export const EVENT_PAGE_EVENTS = 1_000;
+
+/**
+ * A page of events after $1-$2-$3 (xid, seq, pos), at most $4 event rows,
+ * from ended transactions only (spool.events_after, sql/0013), with what a
+ * subscriber wants to see: a completed job's result (when small), the
+ * error of a retrying or dead attempt, a progress value, and whether the
+ * job asked for a webhook. A retrying job's error is wherever the job is now.
+ */
+export function readEventsSql(q: string): string {
+  return `
+SELECT e.xid::text AS xid, e.seq::text AS seq, e.pos::text AS pos, e.at, e.type, e.job_id::text AS job_id, e.attempt,
+       e.queue, e.kind, e.group_key, e.tenant, e.data, coalesce(e.hooked, false) AS hooked,
+       CASE WHEN pg_column_size(e.result) <= ${EVENT_RESULT_MAX_BYTES} THEN e.result END AS result,
+       coalesce(pg_column_size(e.result) > ${EVENT_RESULT_MAX_BYTES}, false) AS result_truncated,
+       (SELECT x FROM jsonb_array_elements(coalesce(e.errors, r.errors)) x WHERE x ->> 'attempt' = e.attempt::text LIMIT 1) AS error,
+       r.webhook_url
+  FROM ${q}.events_after($1::text::xid8, $2::bigint, $3::bigint, $4::integer) e
+  LEFT JOIN LATERAL (
+    SELECT a.errors, a.metadata -> 'webhook' ->> 'url' AS webhook_url FROM ${q}.all_jobs a
+     WHERE (e.type = 'retrying' OR e.hooked) AND a.id = e.job_id
+     LIMIT 1
+  ) r ON true
+ ORDER BY e.xid, e.seq, e.pos
+ LIMIT $5`;
+}
+
+/** Where a reader starts when it asks for no past: the oldest transaction still running. */
+export function streamHeadSql(): string {
+  return `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xid`;
+}
+
+interface EventRow {
+  xid: string;
+  seq: string;
+  pos: string;
+  at: Date;
+  type: EventType;
+  job_id: string;
+  attempt: number;
+  queue: string;
+  kind: string;
+  group_key: string | null;
+  tenant: string | null;
+  data: unknown;
+  hooked: boolean;
+  result: unknown;
+  result_truncated: boolean;
+  error: unknown;
+  webhook_url: string | null;
+}
+
+/** An event, and for the webhook dispatcher where the job asked its end to be POSTed. */
+export interface ReadEvent {
+  event: SpoolEvent;
+  webhookUrl: string | null;
+}
+
+function toEvent(row: EventRow): SpoolEvent {
+  const event: SpoolEvent = {
+    id: `${row.xid}-${row.seq}-${row.pos}`,
+    type: row.type,
+    at: row.at.toISOString(),
+    job: { id: row.job_id, queue: row.queue, kind: row.kind, attempt: row.attempt, group: row.group_key, tenant: row.tenant },
+  };
+  if (row.type === 'completed') {
+    event.result = row.result ?? null;
+    if (row.result_truncated) event.resultTruncated = true;
+  }
+  if ((row.type === 'retrying' || row.type === 'dead') && row.error) event.error = row.error;
+  if (row.type === 'progress') event.progress = row.data ?? null;
+  return event;
+}
+
+/** One page after `cursor`: the events, the position of the last one, and whether the page was full (more may follow at once). */
+export async function readEvents(
+  executor: Executor,
+  statement: string,
+  cursor: EventCursor,
+  rows = EVENT_PAGE_ROWS,
+  events = EVENT_PAGE_EVENTS,
+): Promise<{ events: SpoolEvent[]; read: ReadEvent[]; last: EventCursor; full: boolean }> {
+  const found = await executor.query<EventRow>(statement, [cursor.xid, cursor.seq, cursor.pos, rows, events]);
+  const read = found.map((row) => ({ event: toEvent(row), webhookUrl: row.hooked ? row.webhook_url : null }));
+  const tail = found.at(-1);
+  const last = tail ? { xid: tail.xid, seq: tail.seq, pos: tail.pos } : cursor;
+  // A page ends at a statement's last job; count statements to tell a full page.
+  const statements = new Set(found.map((r) => `${r.xid}-${r.seq}`)).size;
+  return { events: read.map((r) => r.event), read, last, full: found.length >= events || statements >= rows - 1 };
+}
