@@ -15,6 +15,7 @@ import {
   IllegalTransitionError,
   JobNotFoundError,
   issuesOf,
+  parseOrThrow,
   UniqueConflictError,
   ValidationError,
   toFieldIssues,
@@ -256,7 +257,7 @@ export class Spool {
    * const { job, timedOut } = await spool.waitFor(id, { timeoutMs: 10_000 });
    */
   async waitFor(id: string | number | bigint, options: WaitOptions = {}): Promise<WaitResult> {
-    const { timeoutMs, signal, tenant } = parseOptions(waitOptionsSchema, options);
+    const { timeoutMs, signal, tenant } = parseOrThrow(waitOptionsSchema, options ?? {});
     const text = jobId(id);
     const read = async () => {
       const job = await this.getJob(text, { tenant });
@@ -291,8 +292,8 @@ export class Spool {
       throw new ValidationError([{ path: 'tx', message: 'enqueueAndWait cannot join a transaction (the job is not visible to workers before it commits): enqueue in the transaction, then waitFor after the commit' }]);
     }
     const { timeoutMs, signal, ...jobOptions } = options;
-    const { id, duplicate } = await this.enqueue(job, payload, { ...jobOptions, tenant: (jobOptions as { tenant?: string }).tenant } as JobOptions);
-    return { ...(await this.waitFor(id, { timeoutMs, signal, tenant: (jobOptions as { tenant?: string }).tenant })), duplicate };
+    const { id, duplicate } = await this.enqueue(job, payload, jobOptions);
+    return { ...(await this.waitFor(id, { timeoutMs, signal, tenant: jobOptions.tenant })), duplicate };
   }
 
   /**
@@ -307,7 +308,7 @@ export class Spool {
    * for await (const event of spool.events({ type: ['completed'], queue: ['mail'] })) console.log(event.job.id);
    */
   events(options: EventStreamOptions = {}): Subscription {
-    const { after, signal, maxBuffer, ...filter } = parseOptions(eventStreamOptionsSchema, options);
+    const { after, signal, maxBuffer, ...filter } = parseOrThrow(eventStreamOptionsSchema, options ?? {});
     const subscription = this.eventHub.subscribe(filter as EventFilter, { after: after === undefined ? undefined : parseEventId(after, 'after'), maxBuffer });
     if (signal) {
       if (signal.aborted) subscription.close();
@@ -671,13 +672,6 @@ export function createSpool(options: SpoolOptions = {}): Spool {
 export interface ScopeOptions extends WriteOptions {
   /** Only this tenant's jobs: another tenant's job is not found (the API sets it from a tenant-bound key). */
   tenant?: string;
-}
-
-/** Options checked by their zod schema: a ValidationError naming each field otherwise. */
-function parseOptions<T extends z.ZodType>(schema: T, options: unknown): z.output<T> {
-  const parsed = schema.safeParse(options ?? {});
-  if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, ''));
-  return parsed.data;
 }
 
 function scopeOf(options: ScopeOptions | undefined): string | null {

@@ -107,6 +107,13 @@ export function toFieldIssues(issues: readonly z.core.$ZodIssue[], prefix: strin
   }).filter((issue) => !seen.has(issue.path) && seen.add(issue.path));
 }
 
+/** `value` parsed by `schema`, or a ValidationError naming every bad field (each path under `prefix`). */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix = ''): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, prefix));
+  return parsed.data;
+}
+
 /** The issues of `value` against `schema`, each path prefixed with `path`. */
 export function issuesOf(schema: z.ZodType, value: unknown, path: string): FieldIssue[] {
   const parsed = schema.safeParse(value);

@@ -70,8 +70,6 @@ export class EventHub {
   #renewTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  /** Pages read, for tests and the benchmark. */
-  reads = 0;
 
   constructor(options: HubOptions) {
     this.#options = options;
@@ -176,7 +174,7 @@ export class EventHub {
   }
 
   async #start(): Promise<void> {
-    const { executor, quotedSchema: q } = this.#options;
+    const { executor } = this.#options;
     if (!this.#listener) {
       this.#listener = new Listener(this.#options.connection, { channel: this.#options.channel, log: this.#options.log });
       this.#listener.onNotification((message) => {
@@ -191,7 +189,6 @@ export class EventHub {
     this.#cursor = { xid: head!.xid, seq: '0', pos: '0' };
     this.#renewTimer = setInterval(() => void this.#register().catch((error: Error) => this.#options.log.warn({ err: error.message }, 'could not renew the event listener registration')), REGISTRATION_MS / 3);
     this.#renewTimer.unref();
-    void q;
     this.#schedulePoll(EVENT_POLL_MS);
   }
 
@@ -251,9 +248,8 @@ export class EventHub {
         for (;;) {
           this.#again = false;
           const page = await readEvents(this.#options.executor, this.#statement, this.#cursor!);
-          this.reads++;
           this.#cursor = page.last;
-          for (const event of page.events) this.#dispatch(event);
+          for (const { event } of page.read) this.#dispatch(event);
           if (page.full) await this.#roomForAPage();
           if (page.full || this.#again) continue;
           // Events of transactions still open wait behind them: look again soon rather than at the next NOTIFY.
@@ -322,7 +318,7 @@ export class EventHub {
     for (;;) {
       if (subscriber.ended) return;
       const page = await readEvents(this.#options.executor, this.#statement, subscriber.last);
-      for (const event of page.events) this.#offer(subscriber, event);
+      for (const { event } of page.read) this.#offer(subscriber, event);
       if (subscriber.ended) return;
       // Live from here only if the shared reader has not gone past this subscriber meanwhile.
       if (!page.full && this.#cursor && compareCursors(this.#cursor, subscriber.last) <= 0) {

@@ -85,12 +85,12 @@ export async function readEvents(
   cursor: EventCursor,
   rows = EVENT_PAGE_ROWS,
   events = EVENT_PAGE_EVENTS,
-): Promise<{ events: SpoolEvent[]; read: ReadEvent[]; last: EventCursor; full: boolean }> {
+): Promise<{ read: ReadEvent[]; last: EventCursor; full: boolean }> {
   const found = await executor.query<EventRow>(statement, [cursor.xid, cursor.seq, cursor.pos, rows, events]);
   const read = found.map((row) => ({ event: toEvent(row), webhookUrl: row.hooked ? row.webhook_url : null }));
   const tail = found.at(-1);
   const last = tail ? { xid: tail.xid, seq: tail.seq, pos: tail.pos } : cursor;
   // A page ends at a statement's last job; count statements to tell a full page.
   const statements = new Set(found.map((r) => `${r.xid}-${r.seq}`)).size;
-  return { events: read.map((r) => r.event), read, last, full: found.length >= events || statements >= rows - 1 };
+  return { read, last, full: found.length >= events || statements >= rows - 1 };
 }

@@ -59,15 +59,14 @@ export class WebhookDispatcher extends Service {
       );
       if (!cursorRow) return undefined;
       const cursor: EventCursor = cursorRow;
-      const subscriptions = await executor.query<Subscription>(
-        `SELECT id, url, events, queue, kind, tenant, created_at FROM ${q}.webhooks WHERE url IS NOT NULL AND NOT paused`,
+      const webhooks = await executor.query<Subscription & { recent: boolean }>(
+        `SELECT id, url, events, queue, kind, tenant, created_at, coalesce(last_used_at > now() - interval '${PER_JOB_WINDOW}', false) AS recent
+           FROM ${q}.webhooks WHERE NOT paused OR id = '${JOB_WEBHOOK_ID}'`,
         [],
       );
-      const [perJob] = await executor.query<{ active: boolean }>(
-        `SELECT coalesce(last_used_at > now() - interval '${PER_JOB_WINDOW}', false) AS active FROM ${q}.webhooks WHERE id = '${JOB_WEBHOOK_ID}'`,
-        [],
-      );
-      if (subscriptions.length === 0 && !perJob?.active) {
+      const subscriptions = webhooks.filter((w) => w.url !== null && w.id !== JOB_WEBHOOK_ID);
+      const perJob = webhooks.find((w) => w.id === JOB_WEBHOOK_ID);
+      if (subscriptions.length === 0 && !perJob?.recent) {
         // Nobody wants events: skip the stream up to the oldest open transaction (all before it has ended).
         await executor.query(
           `UPDATE ${q}.webhook_cursor c SET xid = x.head, seq = 0, pos = 0, at = now()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Executor } from '../db/executor.js';
-import { ValidationError, toFieldIssues, SpoolError } from '../errors.js';
+import { ValidationError, SpoolError, parseOrThrow } from '../errors.js';
 import { kindSchema, queueSchema, tenantSchema } from '../job-fields.js';
 import { eventTypeSchema } from '../events/event.js';
 import type { EventType } from '../queries/events.js';
@@ -88,12 +88,6 @@ function toWebhook(row: WebhookRow): Webhook {
 
 const newSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, prefix = ''): z.output<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ValidationError(toFieldIssues(parsed.error.issues, prefix));
-  return parsed.data;
-}
-
 /**
  * Webhook subscriptions (sql/0013, docs/events.md). A secret is made by
  * Spool, shown once when the webhook is created or rotated, and never
@@ -110,7 +104,7 @@ export class WebhookStore {
   }
 
   async create(input: CreateWebhookInput): Promise<WebhookWithSecret> {
-    const w = parse(createWebhookSchema, input);
+    const w = parseOrThrow(createWebhookSchema, input);
     const id = `wh_${randomBytes(6).toString('hex')}`;
     const secret = newSecret();
     const [row] = await this.#executor.query<WebhookRow>(
@@ -126,20 +120,20 @@ export class WebhookStore {
   }
 
   async get(id: string): Promise<Webhook | null> {
-    parse(webhookIdSchema, id, 'id');
+    parseOrThrow(webhookIdSchema, id, 'id');
     const [row] = await this.#executor.query<WebhookRow>(`SELECT ${COLUMNS} FROM ${this.#q}.webhooks WHERE id = $1`, [id]);
     return row ? toWebhook(row) : null;
   }
 
   /** Removes a subscription; deliveries already queued for it are skipped. The `job` webhook stays (rotate its secret instead). */
   async remove(id: string): Promise<boolean> {
-    parse(webhookIdSchema, id, 'id');
+    parseOrThrow(webhookIdSchema, id, 'id');
     if (id === JOB_WEBHOOK_ID) throw new ValidationError([{ path: 'id', message: 'the job webhook signs per-job deliveries and cannot be removed: rotate its secret instead' }]);
     return (await this.#executor.query(`DELETE FROM ${this.#q}.webhooks WHERE id = $1 RETURNING id`, [id])).length > 0;
   }
 
   async setPaused(id: string, paused: boolean): Promise<Webhook> {
-    parse(webhookIdSchema, id, 'id');
+    parseOrThrow(webhookIdSchema, id, 'id');
     const [row] = await this.#executor.query<WebhookRow>(
       `UPDATE ${this.#q}.webhooks SET paused = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
       [id, paused],
@@ -153,8 +147,8 @@ export class WebhookStore {
    * for `overlapMs` (24 h), so receivers can switch without dropping a delivery.
    */
   async rotate(id: string, options: { overlapMs?: number } = {}): Promise<WebhookWithSecret> {
-    parse(webhookIdSchema, id, 'id');
-    const overlapMs = parse(z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(ROTATION_OVERLAP_MS_DEFAULT), options.overlapMs, 'overlapMs');
+    parseOrThrow(webhookIdSchema, id, 'id');
+    const overlapMs = parseOrThrow(z.number().int().min(0).max(30 * 24 * 3600 * 1000).default(ROTATION_OVERLAP_MS_DEFAULT), options.overlapMs, 'overlapMs');
     const secret = newSecret();
     const [row] = await this.#executor.query<WebhookRow>(
       `UPDATE ${this.#q}.webhooks
