@@ -4,7 +4,7 @@ import type { Executor } from '../db/executor.js';
 import { Listener } from '../notify/listener.js';
 import type { Logger } from '../observability/logger.js';
 import { compareCursors, matches, STREAM_START, type EventCursor, type EventFilter, type SpoolEvent } from './event.js';
-import { EVENT_PAGE_EVENTS, readEvents, readEventsSql, streamHeadSql } from './reader.js';
+import { EVENT_PAGE_EVENTS, endedJobsSql, readEndedJobs, readEvents, readEventsSql, streamHeadSql, type TailPosition } from './reader.js';
 import { TERMINAL_EVENT_TYPES } from '../queries/events.js';
 import type postgres from 'postgres';
 
@@ -14,6 +14,8 @@ export const SUBSCRIBER_BUFFER_DEFAULT = 10_000;
 export const EVENT_POLL_MS = 1_000;
 /** How long the reader waits for a slow subscriber to make room before it drops it. */
 const ROOM_WAIT_MS = 2_000;
+/** A position after every event of its row (pos is an array index or a job id, both below this). */
+const END_OF_ROW = '9223372036854775807';
 /** While transactions older than the last events are still open, read again this soon. */
 const PENDING_POLL_MS = 15;
 /** A registration in event_listeners lives this long and is renewed at a third of it. */
@@ -58,12 +60,19 @@ interface Subscriber {
 export class EventHub {
   readonly #options: HubOptions;
   readonly #statement: string;
+  readonly #endedStatement: string;
+  readonly #pendingStatement: string;
   readonly #process = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #subscribers = new Set<Subscriber>();
-  readonly #waiters = new Map<string, Set<(event: SpoolEvent) => void>>();
+  /** Waiters by job id: each is called once its job ended. */
+  readonly #waiters = new Map<string, Set<() => void>>();
   #listener: Listener | undefined;
   #starting: Promise<void> | undefined;
   #cursor: EventCursor | undefined;
+  /** Where the waiters' read of the tail (endedJobsSql) goes on from. */
+  #tail: TailPosition | undefined;
+  /** The stream was not read while nobody subscribed: #cursor may be behind the head. */
+  #cursorBehind = false;
   #reading = false;
   #again = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -74,6 +83,10 @@ export class EventHub {
   constructor(options: HubOptions) {
     this.#options = options;
     this.#statement = readEventsSql(options.quotedSchema);
+    this.#endedStatement = endedJobsSql(options.quotedSchema);
+    // Whether events of open transactions wait behind the gate, and the tail's position now.
+    this.#pendingStatement = `SELECT EXISTS (SELECT 1 FROM ${options.quotedSchema}.job_events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())) AS pending,
+       pg_snapshot_xmax(pg_current_snapshot())::text AS next, ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
   }
 
   /** Subscribers and waiters now. */
@@ -132,20 +145,22 @@ export class EventHub {
   }
 
   /**
-   * Resolves with the first terminal event (completed, dead, cancelled) of
-   * job `id` read after this call, or undefined when `timeoutMs` passes or
-   * `signal` aborts. `check` runs once the waiter is in place (so nothing
-   * that ends the job after it is missed) and may settle it at once.
+   * Resolves `{ ended: true }` once job `id` has ended (completed, dead,
+   * cancelled) after this call, or `{ ended: false }` when `timeoutMs`
+   * passes or `signal` aborts. `check` runs once the waiter is in place (so
+   * nothing that ends the job after it is missed) and may settle it at
+   * once (`checked`). Woken by the tail read (endedJobsSql) as soon as the
+   * ending commits, and by the stream as a fallback.
    */
-  async waitForEnd<T>(id: string, check: () => Promise<T | undefined>, options: { timeoutMs: number; signal?: AbortSignal }): Promise<{ event?: SpoolEvent; checked?: T }> {
+  async waitForEnd<T>(id: string, check: () => Promise<T | undefined>, options: { timeoutMs: number; signal?: AbortSignal }): Promise<{ ended: boolean; checked?: T }> {
     await this.ready();
-    let listener: ((event: SpoolEvent) => void) | undefined;
+    let listener: (() => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
-    const ended = new Promise<SpoolEvent | undefined>((resolve) => {
-      listener = resolve;
-      timer = setTimeout(() => resolve(undefined), options.timeoutMs);
-      onAbort = () => resolve(undefined);
+    const ended = new Promise<boolean>((resolve) => {
+      listener = () => resolve(true);
+      timer = setTimeout(() => resolve(false), options.timeoutMs);
+      onAbort = () => resolve(false);
       options.signal?.addEventListener('abort', onAbort, { once: true });
     });
     const set = this.#waiters.get(id) ?? new Set();
@@ -153,11 +168,10 @@ export class EventHub {
     this.#waiters.set(id, set);
     this.#busy();
     try {
-      if (options.signal?.aborted) return {};
+      if (options.signal?.aborted) return { ended: false };
       const checked = await check();
-      if (checked !== undefined) return { checked };
-      const event = await ended;
-      return event ? { event } : {};
+      if (checked !== undefined) return { ended: true, checked };
+      return { ended: await ended };
     } finally {
       clearTimeout(timer);
       if (onAbort) options.signal?.removeEventListener('abort', onAbort);
@@ -185,7 +199,8 @@ export class EventHub {
     await this.#listener.start();
     await this.#register();
     // The registration committed before this: statements that start from now on notify.
-    const [head] = await executor.query<{ xid: string }>(streamHeadSql(), []);
+    const [head] = await executor.query<{ xid: string; next: string; running: string[] }>(streamHeadSql(), []);
+    this.#tail = { next: head!.next, running: head!.running };
     this.#cursor = { xid: head!.xid, seq: '0', pos: '0' };
     this.#renewTimer = setInterval(() => void this.#register().catch((error: Error) => this.#options.log.warn({ err: error.message }, 'could not renew the event listener registration')), REGISTRATION_MS / 3);
     this.#renewTimer.unref();
@@ -206,6 +221,7 @@ export class EventHub {
     clearTimeout(this.#idleTimer);
     const wasListening = this.#cursor !== undefined;
     this.#cursor = undefined;
+    this.#tail = undefined;
     await this.#listener?.stop();
     this.#listener = undefined;
     if (wasListening) {
@@ -247,16 +263,26 @@ export class EventHub {
       try {
         for (;;) {
           this.#again = false;
+          const waiting = this.#waiters.size > 0;
+          if (waiting) await this.#readTail();
+          if (this.#subscribers.size === 0) {
+            // Waiters need only the tail: the stream (and its gate) is read for subscribers alone.
+            this.#cursorBehind = true;
+            if (!waiting) await this.#tailToHead();
+            if (this.#again) continue;
+            break;
+          }
           const page = await readEvents(this.#options.executor, this.#statement, this.#cursor!);
           this.#cursor = page.last;
           for (const { event } of page.read) this.#dispatch(event);
           if (page.full) await this.#roomForAPage();
           if (page.full || this.#again) continue;
           // Events of transactions still open wait behind them: look again soon rather than at the next NOTIFY.
-          pending = (await this.#options.executor.query<{ pending: boolean }>(
-            `SELECT EXISTS (SELECT 1 FROM ${this.#options.quotedSchema}.job_events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())) AS pending`,
-            [],
-          ))[0]!.pending;
+          const noWaiters = this.#waiters.size === 0;
+          const [state] = await this.#options.executor.query<{ pending: boolean; next: string; running: string[] }>(this.#pendingStatement, []);
+          pending = state!.pending;
+          // Nobody waited while it was read: the tail read may start from here (it reads less).
+          if (noWaiters && this.#waiters.size === 0 && this.#tail) this.#tail = { next: state!.next, running: state!.running };
           break;
         }
       } catch (error) {
@@ -286,10 +312,26 @@ export class EventHub {
     for (const subscriber of this.#subscribers) {
       if (subscriber.live) this.#offer(subscriber, event);
     }
-    if (TERMINAL_EVENT_TYPES.includes(event.type)) {
-      const waiting = this.#waiters.get(event.job.id);
-      if (waiting) for (const resolve of waiting) resolve(event);
-    }
+    if (TERMINAL_EVENT_TYPES.includes(event.type)) this.#ended(event.job.id);
+  }
+
+  /** Wakes the waiters of jobs that ended in transactions committed since the last tail read. */
+  async #readTail(): Promise<void> {
+    if (!this.#tail) return;
+    const { ids, next } = await readEndedJobs(this.#options.executor, this.#endedStatement, this.#tail);
+    if (this.#tail) this.#tail = next;
+    for (const id of ids) this.#ended(id);
+  }
+
+  /** Nobody waits: the next waiter's first tail read starts from now rather than from the last one. */
+  async #tailToHead(): Promise<void> {
+    const [head] = await this.#options.executor.query<{ next: string; running: string[] }>(streamHeadSql(), []);
+    if (this.#waiters.size === 0 && this.#tail) this.#tail = { next: head!.next, running: head!.running };
+  }
+
+  #ended(id: string): void {
+    const waiting = this.#waiters.get(id);
+    if (waiting) for (const resolve of waiting) resolve();
   }
 
   /** Hands the subscriber an event after its position; drops it when it has fallen too far behind. */
@@ -310,6 +352,7 @@ export class EventHub {
   /** Replays the past a subscriber asked for, page by page, then hands it over to the live feed without a gap or a repeat. */
   async #catchUp(subscriber: Subscriber, replay: boolean): Promise<void> {
     await this.ready();
+    if (this.#cursorBehind) await this.#cursorToHead();
     if (!replay) {
       subscriber.last = this.#cursor!;
       subscriber.live = true;
@@ -328,6 +371,25 @@ export class EventHub {
       // Wait for room before the next page: replay obeys the same bound as live delivery.
       while (subscriber.queue.length > subscriber.max / 2 && !subscriber.ended) await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  /**
+   * The stream was left unread while nobody subscribed: move the shared
+   * position to just after the last readable event, so that the reader
+   * does not read that backlog again for nobody and a subscriber from now
+   * on starts there. Moved only while no subscriber is live (one replaying
+   * reads up to at least there itself).
+   */
+  async #cursorToHead(): Promise<void> {
+    const [last] = await this.#options.executor.query<{ xid: string; seq: string }>(
+      `SELECT xid::text AS xid, seq::text AS seq FROM ${this.#options.quotedSchema}.job_events
+        WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid DESC, seq DESC LIMIT 1`,
+      [],
+    );
+    if ([...this.#subscribers].some((s) => s.live)) return;
+    this.#cursorBehind = false;
+    const at = last ? { xid: last.xid, seq: last.seq, pos: END_OF_ROW } : undefined;
+    if (at && this.#cursor && compareCursors(at, this.#cursor) > 0) this.#cursor = at;
   }
 
   #end(subscriber: Subscriber, dropped: string | undefined, notify = true): void {

@@ -31,9 +31,10 @@ SELECT e.xid::text AS xid, e.seq::text AS seq, e.pos::text AS pos, e.at, e.type,
  LIMIT $5`;
 }
 
-/** Where a reader starts when it asks for no past: the oldest transaction still running. */
+/** Where a reader starts when it asks for no past: the oldest transaction still running; and the tail's position (TailPosition) now. */
 export function streamHeadSql(): string {
-  return `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xid`;
+  return `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xid, pg_snapshot_xmax(pg_current_snapshot())::text AS next,
+       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
 }
 
 interface EventRow {
@@ -93,4 +94,47 @@ export async function readEvents(
   // A page ends at a statement's last job; count statements to tell a full page.
   const statements = new Set(found.map((r) => `${r.xid}-${r.seq}`)).size;
   return { read, last, full: found.length >= events || statements >= rows - 1 };
+}
+
+/**
+ * Where the waiters' reader of the stream's tail has read up to: what a
+ * snapshot did not yet see (transactions that were running, `running`, and
+ * every one from `next` on). A transaction that commits later is one of
+ * those, so reading exactly them misses none.
+ */
+export interface TailPosition {
+  next: string;
+  running: string[];
+}
+
+/**
+ * The jobs that ended (completed, dead, cancelled) in transactions that
+ * committed since `$1`/`$2` (a TailPosition), and the position after them.
+ * Unlike the stream (readEventsSql) this does not wait for older
+ * transactions to end: a waiter needs to know that its job ended, not what
+ * came before, so it is woken as soon as the finish commits rather than
+ * once every transaction that overlapped it has. A job can come twice
+ * (read again while its transaction is running); waiters settle once.
+ */
+export function endedJobsSql(q: string): string {
+  return `
+WITH unseen AS (
+  SELECT e.seq, e.at, e.type, e.ids
+    FROM ${q}.job_events e
+   WHERE (e.xid >= $1::text::xid8 OR e.xid = ANY($2::text::xid8[]))
+     AND e.type IN ('finished', 'completed', 'dead', 'cancelled')
+), ended AS (
+  SELECT h.id FROM unseen e JOIN ${q}.job_history h ON h.event_seq = e.seq AND h.finished_at = e.at WHERE e.type = 'finished'
+  UNION ALL
+  SELECT u.id FROM unseen e CROSS JOIN unnest(e.ids) AS u(id) WHERE e.type <> 'finished'
+)
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next,
+       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running,
+       ARRAY(SELECT id::text FROM ended) AS ids`;
+}
+
+/** The ids of jobs that ended after `from`, and where the next read starts. */
+export async function readEndedJobs(executor: Executor, statement: string, from: TailPosition): Promise<{ ids: string[]; next: TailPosition }> {
+  const [row] = await executor.query<{ next: string; running: string[]; ids: string[] }>(statement, [from.next, `{${from.running.join(',')}}`]);
+  return { ids: row!.ids, next: { next: row!.next, running: row!.running } };
 }

@@ -72,5 +72,6 @@ SELECT changed.*,
 
 /** One job by id, hot or finished, of tenant $2 (null: any). $1 job id. Index: the primary key and each history partition's id index. */
 export function getJobSql(q: string): string {
-  return `SELECT * FROM ${q}.all_jobs WHERE id = $1::bigint AND ($2::text IS NULL OR tenant = $2)`;
+  // LIMIT 1: a hot job is found in the first half of the union, and the history partitions are not probed.
+  return `SELECT * FROM ${q}.all_jobs WHERE id = $1::bigint AND ($2::text IS NULL OR tenant = $2) LIMIT 1`;
 }

@@ -3,7 +3,7 @@ import { finishSql, type Outcome } from '../queries/finish.js';
 import { byId } from './heartbeat.js';
 import type { Logger } from '../observability/logger.js';
 
-export const COMPLETION_FLUSH_MS_DEFAULT = 20;
+export const COMPLETION_FLUSH_MS_DEFAULT = 0;
 export const COMPLETION_BATCH_DEFAULT = 2_000;
 /**
  * Writes in flight at once. A second starts only for a full batch: when the

@@ -264,6 +264,48 @@ describe('waiting for a result', () => {
     await expect(other.waitFor(idle.id, { timeoutMs: -1 })).rejects.toThrow(/timeoutMs/);
   });
 
+  it('a waiter is answered once its job ends, even while an older open transaction holds the stream back; a later subscriber starts from now', async () => {
+    await db.spool.eventHub.ready();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let heldOpen!: () => void;
+    const opened = new Promise<void>((resolve) => (heldOpen = resolve));
+    let released = false;
+    // A takes an xid and stays open: the stream reads nothing after it until it ends.
+    const a = db.sql.begin(async (tx) => {
+      await db.spool.enqueue('events.held', {}, { tx });
+      heldOpen();
+      await held;
+    });
+    await opened;
+    // The job ends after its waiter is in place (nobody runs it: it is cancelled), so only a wake-up can answer it.
+    const { id } = await db.spool.enqueue('events.unrun', {});
+    const waiting = db.spool.waitFor(id, { timeoutMs: 8_000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await db.spool.cancelJob(id);
+    // A ends on its own 3 s later; a waiter fed only by the stream would be answered only then.
+    const ending = setTimeout(() => {
+      released = true;
+      release();
+    }, 3_000);
+    const waited = await waiting;
+    expect({ state: waited.job.state, timedOut: waited.timedOut, released }).toEqual({ state: 'cancelled', timedOut: false, released: false });
+    clearTimeout(ending);
+    released = true;
+    release();
+    await a;
+
+    // Only waiters have used the hub so far: a subscriber from now on gets the next job's events, not that backlog.
+    const controller = new AbortController();
+    const subscription = db.spool.events({ signal: controller.signal });
+    const reading = collect(subscription, (seen) => seen.length >= 1, () => controller.abort());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await db.spool.enqueue('events.fresh', {});
+    const [first] = await reading;
+    controller.abort();
+    expect(first).toMatchObject({ type: 'enqueued', job: { kind: 'events.fresh' } });
+  });
+
   it('thousands of waiters share the one LISTEN connection of the process', async () => {
     const listening = async () =>
       ((await db.sql`SELECT count(*)::int AS listeners FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'spool-listener'`) as unknown as [{ listeners: number }])[0].listeners;
