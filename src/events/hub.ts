@@ -85,7 +85,9 @@ export class EventHub {
     this.#statement = readEventsSql(options.quotedSchema);
     this.#endedStatement = endedJobsSql(options.quotedSchema);
     // Whether events of open transactions wait behind the gate, and the tail's position now.
-    this.#pendingStatement = `SELECT EXISTS (SELECT 1 FROM ${options.quotedSchema}.job_events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())) AS pending,
+    // Bounded on both sides, so the planner reads the range by the primary key (see endedJobsSql).
+    this.#pendingStatement = `SELECT EXISTS (SELECT 1 FROM ${options.quotedSchema}.job_events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())
+         AND xid < pg_snapshot_xmax(pg_current_snapshot())) AS pending,
        pg_snapshot_xmax(pg_current_snapshot())::text AS next, ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
   }
 

@@ -48,7 +48,7 @@ export function recordEventsSql(q: string, source: string, type: string, options
  * The end of jobs (completed, dead, cancelled) is recorded by the history
  * rows the statement writes anyway, not by arrays: the statement draws one
  * sequence value (CTE `event_marker`), stores it in each history row it
- * writes (event_seq, BRIN-indexed), and appends one `finished` row to
+ * writes (event_seq, B-tree-indexed since 0014), and appends one `finished` row to
  * job_events under it, which gives those events their place in the stream.
  * Per job that costs one column; building arrays cost the drain 7 %
  * (docs/adr/0009). `archives` is a query that returns a row when the

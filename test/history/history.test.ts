@@ -110,7 +110,9 @@ describe('retention', () => {
   it('drops a day partition whose rows all expired and leaves the others; a dry run changes nothing', async () => {
     await db.sql`CREATE TABLE spool.job_history_completed_p20261101 PARTITION OF spool.job_history_completed FOR VALUES FROM ('2026-11-01 00:00Z') TO ('2026-11-02 00:00Z')`;
     await insertHistory('default', 'completed', '2026-11-01T12:00:00Z', 50);
-    await insertHistory('default', 'dead', new Date(Date.now() - 3_600_000).toISOString(), 5);
+    // An hour old, but never before today's UTC midnight (in the first hour of a day it would land in yesterday's partition).
+    const todayUtc = new Date(new Date().toISOString().slice(0, 10)).getTime();
+    await insertHistory('default', 'dead', new Date(Math.max(Date.now() - 3_600_000, todayUtc + 1_000)).toISOString(), 5);
     await db.sql`ANALYZE spool.job_history`;
     const dry = await db.spool.prune({ dryRun: true });
     expect(dry.dropped.map((d) => d.partition)).toContain('job_history_completed_p20261101');
