@@ -4,7 +4,7 @@ import type { Executor } from '../db/executor.js';
 import { Listener } from '../notify/listener.js';
 import type { Logger } from '../observability/logger.js';
 import { compareCursors, matches, STREAM_START, type EventCursor, type EventFilter, type SpoolEvent } from './event.js';
-import { EVENT_PAGE_EVENTS, endedJobsSql, readEndedJobs, readEvents, readEventsSql, streamHeadSql, type TailPosition } from './reader.js';
+import { EVENT_PAGE_EVENTS, TAIL_POSITION_COLUMNS, endedJobsSql, readEndedJobs, readEvents, readEventsSql, streamHeadSql, type TailPosition } from './reader.js';
 import { TERMINAL_EVENT_TYPES } from '../queries/events.js';
 import type postgres from 'postgres';
 
@@ -88,7 +88,7 @@ export class EventHub {
     // Bounded on both sides, so the planner reads the range by the primary key (see endedJobsSql).
     this.#pendingStatement = `SELECT EXISTS (SELECT 1 FROM ${options.quotedSchema}.job_events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())
          AND xid < pg_snapshot_xmax(pg_current_snapshot())) AS pending,
-       pg_snapshot_xmax(pg_current_snapshot())::text AS next, ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
+       ${TAIL_POSITION_COLUMNS}`;
   }
 
   /** Subscribers and waiters now. */
@@ -270,7 +270,7 @@ export class EventHub {
           if (this.#subscribers.size === 0) {
             // Waiters need only the tail: the stream (and its gate) is read for subscribers alone.
             this.#cursorBehind = true;
-            if (!waiting) await this.#tailToHead();
+            if (!waiting) await this.#tailToHere(streamHeadSql());
             if (this.#again) continue;
             break;
           }
@@ -280,11 +280,8 @@ export class EventHub {
           if (page.full) await this.#roomForAPage();
           if (page.full || this.#again) continue;
           // Events of transactions still open wait behind them: look again soon rather than at the next NOTIFY.
-          const noWaiters = this.#waiters.size === 0;
-          const [state] = await this.#options.executor.query<{ pending: boolean; next: string; running: string[] }>(this.#pendingStatement, []);
-          pending = state!.pending;
-          // Nobody waited while it was read: the tail read may start from here (it reads less).
-          if (noWaiters && this.#waiters.size === 0 && this.#tail) this.#tail = { next: state!.next, running: state!.running };
+          const state = await this.#tailToHere<{ pending: boolean }>(this.#pendingStatement);
+          pending = state.pending;
           break;
         }
       } catch (error) {
@@ -325,10 +322,17 @@ export class EventHub {
     for (const id of ids) this.#ended(id);
   }
 
-  /** Nobody waits: the next waiter's first tail read starts from now rather than from the last one. */
-  async #tailToHead(): Promise<void> {
-    const [head] = await this.#options.executor.query<{ next: string; running: string[] }>(streamHeadSql(), []);
-    if (this.#waiters.size === 0 && this.#tail) this.#tail = { next: head!.next, running: head!.running };
+  /**
+   * Runs `statement` (which returns the TailPosition columns) and, if nobody
+   * waited before or after it, moves the tail there: the next waiter's first
+   * tail read then starts from now rather than from the last one. A waiter
+   * that came meanwhile keeps the older position, which misses nothing.
+   */
+  async #tailToHere<T>(statement: string): Promise<T & TailPosition> {
+    const noWaiters = this.#waiters.size === 0;
+    const [row] = await this.#options.executor.query<T & TailPosition>(statement, []);
+    if (noWaiters && this.#waiters.size === 0 && this.#tail) this.#tail = { next: row!.next, running: row!.running };
+    return row!;
   }
 
   #ended(id: string): void {

@@ -31,10 +31,13 @@ SELECT e.xid::text AS xid, e.seq::text AS seq, e.pos::text AS pos, e.at, e.type,
  LIMIT $5`;
 }
 
+/** The statement's snapshot as a TailPosition (columns next, running). */
+export const TAIL_POSITION_COLUMNS = `pg_snapshot_xmax(pg_current_snapshot())::text AS next,
+       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
+
 /** Where a reader starts when it asks for no past: the oldest transaction still running; and the tail's position (TailPosition) now. */
 export function streamHeadSql(): string {
-  return `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xid, pg_snapshot_xmax(pg_current_snapshot())::text AS next,
-       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running`;
+  return `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xid, ${TAIL_POSITION_COLUMNS}`;
 }
 
 interface EventRow {
@@ -136,9 +139,7 @@ WITH unseen AS (
   UNION ALL
   SELECT u.id FROM unseen e CROSS JOIN unnest(e.ids) AS u(id) WHERE e.type <> 'finished'
 )
-SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next,
-       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text) AS running,
-       ARRAY(SELECT id::text FROM ended) AS ids`;
+SELECT ${TAIL_POSITION_COLUMNS}, ARRAY(SELECT id::text FROM ended) AS ids`;
 }
 
 /** The ids of jobs that ended after `from`, and where the next read starts. */
